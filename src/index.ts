@@ -1,0 +1,3 @@
+export { mintToken, createTokenVerifier, allows } from './auth/token.js';
+export type { Claims, Grant, MintOptions } from './auth/token.js';
+export { shardOf } from './net/protocol.js';

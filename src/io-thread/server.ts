@@ -1,0 +1,284 @@
+// The IO thread: a uWebSockets.js app. Inbound, it reads only the fixed prefix of each frame,
+// validates it and copies the frames once into the input ring of the worker that owns their
+// shard (a message whose frames all go to one worker is one copy). It authenticates connect
+// itself (tokens are an edge concern) and tells every worker about session opens and closes.
+// Outbound, it drains the workers' output rings when they ring, coalescing consecutive
+// frames for one session into one WebSocket message.
+import uWS from 'uWebSockets.js';
+import { pack, unpack } from 'msgpackr';
+import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../constants.js';
+import { createTokenVerifier, TokenRejected, type Claims } from '../auth/token.js';
+import { checkFrame, frameOp, frameShard, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
+import {
+  CLOSE_AUTH,
+  CLOSE_GOING_AWAY,
+  CLOSE_HANDSHAKE_TIMEOUT,
+  CLOSE_PROTOCOL,
+  ERROR,
+  HEADER_A,
+  HEADER_WORD,
+  OP_CONNECT,
+  PREFIX_PAYLOAD_LENGTH,
+} from '../net/protocol.js';
+import { INPUT_CONTENT, INPUT_FRAMES, INPUT_KIND, INPUT_SESSION, INPUT_SESSION_CLOSE, INPUT_SESSION_OPEN } from '../net/records.js';
+import { connectedFrame, errorFrame } from './control-frames.js';
+import { OutputDrain } from './output-drain.js';
+import { SessionRegistry } from './sessions.js';
+import { Ring } from '../ring/ring.js';
+import { Doorbell } from '../ring/doorbell.js';
+import { startPipeline, type Pipeline } from '../workers/pipeline.js';
+import { OUTPUT_DOORBELL, WORK_DOORBELL } from '../workers/layout.js';
+import type { RecoverySummary } from '../phases/recovery.js';
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  workers: number;
+  secret: string;
+  entryBytesMax: number;
+  handshakeTimeoutMs: number;
+  onFatal: (error: Error) => void;
+}
+
+export interface RunningServer {
+  port: number;
+  recovered: RecoverySummary;
+  connections(): number;
+  /** Stop accepting, close clients with 1001, stop the pipeline after its last commit. */
+  close(): Promise<void>;
+}
+
+interface Connection {
+  session: number;
+  handshakeTimer: NodeJS.Timeout | undefined;
+}
+
+type Socket = uWS.WebSocket<Connection>;
+
+// A WebSocket message must fit one input ring record (frames are copied whole).
+const MESSAGE_BYTES_MAX = 8 << 20;
+const INPUT_FULL_WAIT_MS = 1;
+const NOT_CONNECTED = -1;
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const pipeline: Pipeline = await startPipeline({
+    dataDir: options.dataDir,
+    workerCount: options.workers,
+    entryBytesMax: options.entryBytesMax,
+    onFatal: options.onFatal,
+  });
+  const workerCount = options.workers;
+  const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.input));
+  const workDoorbell = new Doorbell(pipeline.control, WORK_DOORBELL);
+  const registry = new SessionRegistry<Socket>();
+  const drain = new OutputDrain(
+    pipeline.buffers.workers.map((buffers) => new Ring(buffers.output)),
+    registry,
+  );
+  const verify = createTokenVerifier(options.secret);
+  const limits: FrameLimits = { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
+  const openSockets = new Set<Socket>();
+
+  /** Reserve an input record, draining output while the worker catches up (never deadlocks). */
+  function reserveInput(worker: number, length: number): number {
+    const ring = inputs[worker]!;
+    let offset = ring.reserve(length);
+    while (offset < 0) {
+      ring.publish();
+      workDoorbell.ring();
+      drain.drainAll();
+      ring.waitForRoom(INPUT_FULL_WAIT_MS);
+      offset = ring.reserve(length);
+    }
+    return offset;
+  }
+
+  function publishInput(worker: number): void {
+    inputs[worker]!.publish();
+    workDoorbell.ring();
+  }
+
+  function copyFrames(worker: number, session: number, bytes: Uint8Array, start: number, end: number): void {
+    const ring = inputs[worker]!;
+    const offset = reserveInput(worker, INPUT_CONTENT + end - start);
+    ring.view.setUint32(offset + INPUT_KIND, INPUT_FRAMES, true);
+    ring.view.setUint32(offset + INPUT_SESSION, session, true);
+    if (start === 0 && end === bytes.length) ring.bytes.set(bytes, offset + INPUT_CONTENT);
+    else ring.bytes.set(bytes.subarray(start, end), offset + INPUT_CONTENT);
+  }
+
+  function broadcast(kind: number, session: number, content: Uint8Array | undefined): void {
+    for (let worker = 0; worker < workerCount; worker++) {
+      const ring = inputs[worker]!;
+      const length = content === undefined ? 0 : content.length;
+      const offset = reserveInput(worker, INPUT_CONTENT + length);
+      ring.view.setUint32(offset + INPUT_KIND, kind, true);
+      ring.view.setUint32(offset + INPUT_SESSION, session, true);
+      if (content !== undefined) ring.bytes.set(content, offset + INPUT_CONTENT);
+      publishInput(worker);
+    }
+  }
+
+  function refuse(ws: Socket, code: number, rid: number, message: string, closeCode: number): void {
+    ws.send(errorFrame(code, rid, 0, message), true);
+    ws.end(closeCode, message.slice(0, 120));
+  }
+
+  function connect(ws: Socket, connection: Connection, bytes: Uint8Array, offset: number): void {
+    const header = offset + PREFIX_BYTES;
+    const rid = readUint32(bytes, header + HEADER_A);
+    const version = readUint16(bytes, header + HEADER_WORD);
+    if (version !== PROTOCOL_VERSION) {
+      return refuse(ws, ERROR.BAD_VERSION, rid, `protocol version ${version} is not supported; this server speaks ${PROTOCOL_VERSION}`, CLOSE_AUTH);
+    }
+    const payloadStart = header + readUint16(bytes, offset);
+    const payloadLength = readUint32(bytes, offset + PREFIX_PAYLOAD_LENGTH);
+    let claims: Claims;
+    try {
+      const request = unpack(bytes.subarray(payloadStart, payloadStart + payloadLength)) as { token?: unknown };
+      if (typeof request?.token !== 'string') throw new TokenRejected('connect payload must be msgpack { token: string }', false);
+      claims = verify(request.token);
+    } catch (error) {
+      const expired = error instanceof TokenRejected && error.expired;
+      const message = error instanceof Error ? error.message : String(error);
+      return refuse(ws, expired ? ERROR.TOKEN_EXPIRED : ERROR.BAD_TOKEN, rid, message, CLOSE_AUTH);
+    }
+    const session = registry.open(ws);
+    if (session < 0) return refuse(ws, ERROR.LIMIT, rid, 'the server has no free session slots', CLOSE_GOING_AWAY);
+    connection.session = session;
+    clearTimeout(connection.handshakeTimer);
+    connection.handshakeTimer = undefined;
+    broadcast(INPUT_SESSION_OPEN, session, new Uint8Array(packClaims(claims)));
+    ws.send(connectedFrame(rid, { session, user: claims.sub, device: claims.device, expiresAt: claims.exp, entryBytesMax: options.entryBytesMax, shardCount: SHARD_COUNT }), true);
+  }
+
+  function route(ws: Socket, connection: Connection, message: ArrayBuffer): void {
+    const bytes = new Uint8Array(message);
+    const length = bytes.length;
+    let offset = 0;
+    if (connection.session === NOT_CONNECTED) {
+      const first = checkFrame(bytes, 0, length, limits);
+      if (first < 0 || frameOp(bytes, 0) !== OP_CONNECT) {
+        ws.send(errorFrame(first < 0 ? -first : ERROR.NOT_CONNECTED, 0, 0, first < 0 ? 'malformed frame' : 'the first frame of a session must be connect'), true);
+        return;
+      }
+      connect(ws, connection, bytes, 0);
+      if (connection.session === NOT_CONNECTED) return;
+      offset = first;
+    }
+    const session = connection.session;
+    // One pass over the prefixes: validate, and find whether all frames go to one worker.
+    let worker = -1;
+    let mixed = false;
+    let end = offset;
+    let error = 0;
+    while (end < length) {
+      const size = checkFrame(bytes, end, length - end, limits);
+      if (size < 0) {
+        error = -size;
+        break;
+      }
+      if (frameOp(bytes, end) === OP_CONNECT) {
+        error = ERROR.ALREADY_CONNECTED;
+        break;
+      }
+      const target = frameShard(bytes, end) % workerCount;
+      if (worker < 0) worker = target;
+      else if (target !== worker) mixed = true;
+      end += size;
+    }
+    if (!mixed && end > offset) {
+      copyFrames(worker, session, bytes, offset, end);
+      publishInput(worker);
+    } else if (mixed) {
+      for (let frame = offset; frame < end; ) {
+        const size = checkFrame(bytes, frame, length - frame, limits);
+        copyFrames(frameShard(bytes, frame) % workerCount, session, bytes, frame, frame + size);
+        frame += size;
+      }
+      for (let target = 0; target < workerCount; target++) publishInput(target);
+    }
+    if (error !== 0) ws.send(errorFrame(error, 0, 0, error === ERROR.ALREADY_CONNECTED ? 'this session is already connected' : `frame at byte ${end} of the message refused; the rest of the message was dropped`), true);
+  }
+
+  const app = uWS.App();
+  app.ws<Connection>('/*', {
+    maxPayloadLength: MESSAGE_BYTES_MAX,
+    maxBackpressure: 64 << 20,
+    closeOnBackpressureLimit: 1,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      res.upgrade<Connection>(
+        { session: NOT_CONNECTED, handshakeTimer: undefined },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => {
+      openSockets.add(ws);
+      const connection = ws.getUserData();
+      connection.handshakeTimer = setTimeout(() => {
+        if (connection.session === NOT_CONNECTED) ws.end(CLOSE_HANDSHAKE_TIMEOUT, 'no connect within the handshake timeout');
+      }, options.handshakeTimeoutMs);
+    },
+    message: (ws, message, isBinary) => {
+      if (!isBinary) {
+        ws.end(CLOSE_PROTOCOL, 'tailgrove speaks binary frames only');
+        return;
+      }
+      route(ws, ws.getUserData(), message);
+    },
+    close: (ws) => {
+      openSockets.delete(ws);
+      const connection = ws.getUserData();
+      clearTimeout(connection.handshakeTimer);
+      if (connection.session !== NOT_CONNECTED) {
+        registry.close(connection.session);
+        broadcast(INPUT_SESSION_CLOSE, connection.session, undefined);
+        connection.session = NOT_CONNECTED;
+      }
+    },
+  });
+  app.get('/*', (res) => {
+    res.writeHeader('content-type', 'text/plain').end('tailgrove: connect a WebSocket to this address (docs/PROTOCOL.md)\n');
+  });
+
+  // Output: sleep on the output doorbell without blocking the event loop.
+  let running = true;
+  const outputDoorbell = new Doorbell(pipeline.control, OUTPUT_DOORBELL);
+  const waitForOutput = (): void => {
+    if (!running) return;
+    const seen = outputDoorbell.sequence();
+    drain.drainAll();
+    const waiting = outputDoorbell.waitAsync(seen, 1000);
+    if (waiting === undefined) setImmediate(waitForOutput);
+    else void waiting.then(waitForOutput);
+  };
+  waitForOutput();
+
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(options.host, options.port, (socket) => (socket ? resolve(socket) : reject(new Error(`cannot listen on ${options.host}:${options.port}`))));
+  });
+  const port = uWS.us_socket_local_port(listenSocket);
+
+  return {
+    port,
+    recovered: pipeline.recovered,
+    connections: () => openSockets.size,
+    async close() {
+      uWS.us_listen_socket_close(listenSocket);
+      for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+      await pipeline.stop();
+      running = false;
+      drain.drainAll();
+    },
+  };
+}
+
+function packClaims(claims: Claims): Buffer {
+  return pack([claims.sub, claims.device, claims.grants]);
+}

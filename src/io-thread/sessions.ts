@@ -1,0 +1,50 @@
+// The IO thread's session registry: a session id is a socket slot (low 16 bits) and that
+// slot's generation (high 16 bits), so frames for a closed session that are still in the
+// output rings never reach the socket that reused its slot.
+import assert from 'node:assert/strict';
+import { SESSION_SLOTS } from '../constants.js';
+
+const SLOT_BITS = 16;
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
+assert.equal(SESSION_SLOTS, 1 << SLOT_BITS, 'a session id holds a slot in its low 16 bits');
+
+export class SessionRegistry<Socket> {
+  private readonly sockets: (Socket | undefined)[] = new Array(SESSION_SLOTS).fill(undefined);
+  private readonly generations = new Uint16Array(SESSION_SLOTS);
+  private readonly free = new Int32Array(SESSION_SLOTS);
+  private freeCount = SESSION_SLOTS;
+  count = 0;
+
+  constructor() {
+    for (let slot = 0; slot < SESSION_SLOTS; slot++) this.free[slot] = SESSION_SLOTS - 1 - slot;
+  }
+
+  /** A new session id for `socket`, or -1 when every slot is taken. */
+  open(socket: Socket): number {
+    if (this.freeCount === 0) return -1;
+    const slot = this.free[--this.freeCount]!;
+    this.generations[slot] = (this.generations[slot]! + 1) & 0xffff;
+    this.sockets[slot] = socket;
+    this.count++;
+    return ((this.generations[slot]! << SLOT_BITS) | slot) >>> 0;
+  }
+
+  close(session: number): void {
+    const slot = session & SLOT_MASK;
+    assert.equal(this.sessionOf(slot), session, 'a closed session is current');
+    this.sockets[slot] = undefined;
+    this.free[this.freeCount++] = slot;
+    this.count--;
+  }
+
+  /** The socket of a current session, or undefined when it closed. */
+  socket(session: number): Socket | undefined {
+    const slot = session & SLOT_MASK;
+    if (this.sessionOf(slot) !== session) return undefined;
+    return this.sockets[slot];
+  }
+
+  private sessionOf(slot: number): number {
+    return ((this.generations[slot]! << SLOT_BITS) | slot) >>> 0;
+  }
+}

@@ -1,0 +1,31 @@
+// Binary LMDB keys, big-endian so byte order is numeric order (range scans walk positions).
+// entries:     [logId u32][position u64]  → entry bytes
+// completions: [writerId u32][lsn u32]    → outcome (float64: position, or -(tail + 1) refused)
+import assert from 'node:assert/strict';
+
+export const ENTRY_KEY_BYTES = 12;
+export const COMPLETION_KEY_BYTES = 8;
+const TWO_TO_32 = 2 ** 32;
+
+export function writeEntryKey(key: Buffer, logId: number, position: number): Buffer {
+  assert.ok(Number.isSafeInteger(position) && position >= 0, 'positions are non-negative integers');
+  key.writeUInt32BE(logId >>> 0, 0);
+  key.writeUInt32BE(Math.floor(position / TWO_TO_32), 4);
+  key.writeUInt32BE(position >>> 0, 8);
+  return key;
+}
+
+export function entryKeyPosition(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return view.getUint32(4) * TWO_TO_32 + view.getUint32(8);
+}
+
+export function entryKeyLogId(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(0);
+}
+
+export function writeCompletionKey(key: Buffer, writerId: number, lsn: number): Buffer {
+  key.writeUInt32BE(writerId >>> 0, 0);
+  key.writeUInt32BE(lsn >>> 0, 4);
+  return key;
+}

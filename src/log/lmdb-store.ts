@@ -1,0 +1,93 @@
+// The LMDB environment: one file, four databases. Opened by the disk thread (the only
+// writer) and by every worker (readers: history reads, tail catch-up, recovery).
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { join } from 'node:path';
+import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, entryKeyPosition, writeEntryKey } from './keys.js';
+import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
+
+export interface Store {
+  root: RootDatabase;
+  entries: Database<Buffer, Buffer>;
+  completions: Database<number, Buffer>;
+  writers: Database<[number, number, number, number], [number, string]>;
+  logs: Database<[number, number], string>;
+}
+
+// LMDB reserves the address space up front; 64 GiB of it costs nothing until used.
+const MAP_SIZE = 64 * 2 ** 30;
+
+export function openStore(dataDir: string): Store {
+  const root = open({
+    path: join(dataDir, 'tailgrove.lmdb'),
+    maxDbs: 8,
+    mapSize: MAP_SIZE,
+    // A commit returns only once it is on disk: acks follow commits, so they follow fsync.
+    overlappingSync: false,
+    noMemInit: true,
+  });
+  return {
+    root,
+    entries: root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' }),
+    completions: root.openDB<number, Buffer>({ name: 'completions', keyEncoding: 'binary', encoding: 'msgpack' }),
+    writers: root.openDB<[number, number, number, number], [number, string]>({ name: 'writers', encoding: 'msgpack' }),
+    logs: root.openDB<[number, number], string>({ name: 'logs', encoding: 'msgpack' }),
+  };
+}
+
+export class LmdbStorageReader implements StorageReader {
+  private readonly store: Store;
+  private readonly startKey = Buffer.alloc(ENTRY_KEY_BYTES);
+  private readonly endKey = Buffer.alloc(ENTRY_KEY_BYTES);
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  readEntries(logId: number, from: number, to: number, bytesMax: number, sink: EntrySink): number {
+    if (from >= to) return 0;
+    writeEntryKey(this.startKey, logId, from);
+    writeEntryKey(this.endKey, logId, to);
+    let count = 0;
+    let bytes = 0;
+    for (const { key, value } of this.store.entries.getRange({ start: this.startKey, end: this.endKey })) {
+      sink.entry(entryKeyPosition(key), value);
+      count++;
+      bytes += value.length;
+      if (bytes >= bytesMax) break;
+    }
+    return count;
+  }
+
+  refresh(): void {
+    this.store.root.resetReadTxn();
+  }
+
+  *logs(): Iterable<DurableLog> {
+    const last = Buffer.alloc(ENTRY_KEY_BYTES);
+    const first = Buffer.alloc(ENTRY_KEY_BYTES);
+    for (const { key, value } of this.store.logs.getRange({})) {
+      const [logId, epoch] = value;
+      writeEntryKey(first, logId, 0);
+      writeEntryKey(last, logId, Number.MAX_SAFE_INTEGER);
+      let tail = 0;
+      for (const entryKey of this.store.entries.getKeys({ start: last, end: first, reverse: true, limit: 1 })) {
+        tail = entryKeyPosition(entryKey) + 1;
+      }
+      yield { name: key, logId, epoch, tail };
+    }
+  }
+
+  *writers(): Iterable<DurableWriter> {
+    for (const { key, value } of this.store.writers.getRange({})) {
+      const [writerId, epoch, lastLsn, ackedLsn] = value;
+      yield { writerId, logId: key[0], device: key[1], epoch, lastLsn, ackedLsn };
+    }
+  }
+
+  *completions(): Iterable<DurableCompletion> {
+    for (const { key, value } of this.store.completions.getRange({})) {
+      const view = new DataView(key.buffer, key.byteOffset, COMPLETION_KEY_BYTES);
+      yield { writerId: view.getUint32(0), lsn: view.getUint32(4), outcome: value };
+    }
+  }
+}

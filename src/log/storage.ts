@@ -1,0 +1,42 @@
+// What the phases need from durable storage, as an interface: the server implements it over
+// LMDB (lmdb-store.ts), the simulation over memory (src/testing/memory-storage.ts).
+export interface EntrySink {
+  /** One committed entry; `data` is valid only during the call. */
+  entry(position: number, data: Uint8Array): void;
+}
+
+export interface DurableLog {
+  name: string;
+  logId: number;
+  epoch: number;
+  /** Number of entries committed: the next position. */
+  tail: number;
+}
+
+export interface DurableWriter {
+  writerId: number;
+  logId: number;
+  device: string;
+  epoch: number;
+  lastLsn: number;
+  ackedLsn: number;
+}
+
+export interface DurableCompletion {
+  writerId: number;
+  lsn: number;
+  outcome: number;
+}
+
+export interface StorageReader {
+  /**
+   * Feed committed entries of `logId` with positions in [from, to) to `sink`, stopping after
+   * the entry that reaches `bytesMax`. Returns how many were fed.
+   */
+  readEntries(logId: number, from: number, to: number, bytesMax: number, sink: EntrySink): number;
+  /** See everything committed so far (a new read snapshot). */
+  refresh(): void;
+  logs(): Iterable<DurableLog>;
+  writers(): Iterable<DurableWriter>;
+  completions(): Iterable<DurableCompletion>;
+}

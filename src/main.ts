@@ -1,0 +1,78 @@
+// `node server.js` / `tailgrove serve`: configure, start, print how to connect, and stop
+// cleanly on SIGTERM/SIGINT (a second signal forces the exit).
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { mintToken } from './auth/token.js';
+import { CONFIG_HELP, ConfigError, parseConfig } from './config.js';
+import { startServer } from './io-thread/server.js';
+
+/** The secret from config, or the development secret kept in the data dir (created once). */
+function loadSecret(dataDir: string, configured: string | undefined): { secret: string; generated: boolean } {
+  if (configured !== undefined) return { secret: configured, generated: false };
+  const file = join(dataDir, 'secret');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  return { secret: readFileSync(file, 'utf8').trim(), generated: true };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(argv, process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n\n${CONFIG_HELP}`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(CONFIG_HELP);
+    return;
+  }
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const { secret, generated } = loadSecret(dataDir, config.secret);
+  const server = await startServer({
+    host: config.host,
+    port: config.port,
+    dataDir,
+    workers: config.workers,
+    secret,
+    entryBytesMax: config.entryBytesMax,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    onFatal: (error) => {
+      process.stderr.write(`tailgrove: fatal: ${error.message}\n`);
+      process.exit(70);
+    },
+  });
+  const url = `ws://${config.host}:${server.port}`;
+  const { logs, entries, writers } = server.recovered;
+  process.stdout.write(`tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, recovered ${logs} logs, ${entries} entries, ${writers} writers)\n`);
+  if (generated) {
+    const token = mintToken({ sub: 'dev', device: 'dev-device', grants: [{ site: '*', rights: 'rw' }] }, secret, { expiresInSeconds: 30 * 86400 });
+    process.stdout.write(
+      `\ndevelopment secret in ${join(dataDir, 'secret')}; a token for user "dev" with read/write on every site (30 days):\n${token}\n\n` +
+        `try it (Node, in this folder):\n` +
+        `  import { connect } from 'tailgrove/client'\n` +
+        `  const log = await (await connect('${url}', { token: process.env.TOKEN })).lease('demo', 'hello')\n` +
+        `  console.log(await log.append(new TextEncoder().encode('hi')), await log.read(0, 10))\n\n`,
+    );
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.stderr.write(`tailgrove: ${signal} again, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`tailgrove: ${signal}, shutting down\n`);
+    server.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`tailgrove: shutdown failed: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

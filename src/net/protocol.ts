@@ -1,0 +1,115 @@
+// The wire format (docs/PROTOCOL.md is the reference; keep the two in step).
+// Every frame: an 8-byte prefix, an op header of `headerLength` bytes, `payloadLength`
+// payload bytes. All integers little-endian; positions are float64 (exact to 2^53).
+
+// Prefix offsets.
+export const PREFIX_HEADER_LENGTH = 0; // u16
+export const PREFIX_PAYLOAD_LENGTH = 2; // u32
+export const PREFIX_SHARD = 6; // u16
+
+// Op header offsets, relative to the header start (byte 8 of the frame).
+export const HEADER_OP = 0; // u8
+export const HEADER_FLAGS = 1; // u8
+export const HEADER_WORD = 2; // u16: protocol version (connect), error code (_error)
+export const HEADER_A = 4; // u32
+export const HEADER_B = 8; // u32
+export const HEADER_C = 12; // u32
+export const HEADER_POSITION = 16; // f64
+export const HEADER_D = 24; // u32
+
+// Device → server ops.
+export const OP_CONNECT = 0x01; // word=version A=rid; payload msgpack { token }
+export const OP_LEASE = 0x02; // flags=LEASE_NEW_WRITER A=rid B=writerEpoch; payload msgpack [site, log]
+export const OP_WRITE = 0x03; // flags=WRITE_HAS_AT A=handle B=lsn POSITION=at; payload = entry bytes
+export const OP_ACK = 0x04; // A=handle B=lsn
+export const OP_READ = 0x05; // A=handle B=rid C=limit POSITION=from
+export const OP_TAIL = 0x06; // A=handle POSITION=from
+export const OP_UNTAIL = 0x07; // A=handle
+export const OP_RELEASE = 0x08; // A=handle
+
+// Server → device ops.
+export const OP_CONNECTED = 0x81; // word=version A=rid; payload msgpack { session, user, device, expiresAt, limits }
+export const OP_LEASED = 0x82; // A=rid B=handle C=writerEpoch POSITION=tail D=nextLsn; payload msgpack { site, log, epoch, leader, presence }
+export const OP_ACKED = 0x83; // "_ack": A=handle B=lsn POSITION=position
+export const OP_NACKED = 0x84; // "_nack": flags=reason A=handle B=lsn C=expectedLsn POSITION=tail
+export const OP_ENTRIES = 0x85; // flags=ENTRIES_* A=handle B=rid C=count POSITION=from; payload = count × (u32 length, bytes)
+export const OP_ERROR = 0x86; // word=code A=rid B=handle; payload msgpack { code, name, message, ...details }
+
+// Fixed header lengths per op: a frame whose header length differs is malformed.
+export const HEADER_BYTES: Readonly<Record<number, number>> = {
+  [OP_CONNECT]: 8,
+  [OP_LEASE]: 12,
+  [OP_WRITE]: 24,
+  [OP_ACK]: 12,
+  [OP_READ]: 24,
+  [OP_TAIL]: 24,
+  [OP_UNTAIL]: 8,
+  [OP_RELEASE]: 8,
+  [OP_CONNECTED]: 8,
+  [OP_LEASED]: 28,
+  [OP_ACKED]: 24,
+  [OP_NACKED]: 24,
+  [OP_ENTRIES]: 24,
+  [OP_ERROR]: 12,
+};
+
+// Flags.
+export const LEASE_NEW_WRITER = 0x01; // open a new writer epoch (the device lost its RIFL state)
+export const WRITE_HAS_AT = 0x01; // the write is conditional on the log's tail == at
+export const ENTRIES_CAUGHT_UP = 0x01; // tail: the backlog is delivered; live entries follow
+export const ENTRIES_READ_REPLY = 0x02; // the frame answers read(rid)
+
+// _nack reasons.
+export const NACK_LSN_GAP = 1; // C = the lsn the server expects; resend from there
+export const NACK_AT_MISMATCH = 2; // POSITION = the log's tail; the write was refused, its lsn is used
+
+// Error codes (u16), with names used in the msgpack payload.
+export const ERROR = {
+  BAD_FRAME: 1,
+  UNKNOWN_OP: 2,
+  BAD_VERSION: 3,
+  NOT_CONNECTED: 4,
+  ALREADY_CONNECTED: 5,
+  BAD_TOKEN: 6,
+  TOKEN_EXPIRED: 7,
+  FORBIDDEN: 8,
+  UNKNOWN_HANDLE: 9,
+  WRONG_SHARD: 10,
+  TOO_LARGE: 11,
+  FENCED: 12,
+  GONE: 13,
+  BAD_REQUEST: 14,
+  LIMIT: 15,
+  OVERLOADED: 16,
+  STALE_LSN: 17,
+  INTERNAL: 18,
+} as const;
+export type ErrorName = keyof typeof ERROR;
+export const ERROR_NAMES: readonly string[] = (() => {
+  const names: string[] = [];
+  for (const [name, code] of Object.entries(ERROR)) names[code] = name;
+  return names;
+})();
+
+// WebSocket close codes.
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_PROTOCOL = 4000; // a malformed frame (prefix or header) or a binary-less text frame
+export const CLOSE_AUTH = 4001; // connect refused: bad, expired token or wrong protocol version
+export const CLOSE_HANDSHAKE_TIMEOUT = 4002; // no connect within the handshake timeout
+
+/** The shard of a log: FNV-1a 32 over UTF-8 `site`, a 0 byte, UTF-8 `log`, masked. */
+export function shardOf(site: string, log: string, shardCount: number): number {
+  let hash = 0x811c9dc5;
+  const mix = (text: string): void => {
+    const bytes = new TextEncoder().encode(text);
+    for (let i = 0; i < bytes.length; i++) {
+      hash ^= bytes[i]!;
+      hash = Math.imul(hash, 0x01000193);
+    }
+  };
+  mix(site);
+  hash = Math.imul(hash ^ 0, 0x01000193);
+  mix(log);
+  return (hash >>> 0) & (shardCount - 1);
+}

@@ -1,0 +1,12 @@
+// Records in the rings between the IO thread and the workers (not on the wire).
+// Input ring (IO thread → worker): [u32 kind][u32 session][content].
+export const INPUT_KIND = 0;
+export const INPUT_SESSION = 4;
+export const INPUT_CONTENT = 8;
+export const INPUT_FRAMES = 1; // content: one or more validated frames for this worker
+export const INPUT_SESSION_OPEN = 2; // content: msgpack [user, device, grants]
+export const INPUT_SESSION_CLOSE = 3; // no content
+
+// Output ring (worker → IO thread): [u32 session][u32 unused][frames to send].
+export const OUTPUT_SESSION = 0;
+export const OUTPUT_FRAMES = 8;

@@ -1,0 +1,38 @@
+// One batch of one partition: the phases in their global order. The server runs it on every
+// worker at once between two barriers (src/workers/worker-main.ts); the simulation runs it
+// over the partitions one after another, its sequential twin (test/simulation.test.ts).
+import assert from 'node:assert/strict';
+import { catchUpTailers } from './catch-up.js';
+import { processClientInput } from './client-input.js';
+import { releaseCommitted } from './io-contributions.js';
+import type { Partition } from './state.js';
+
+export interface BatchResult {
+  /** Records and tailers processed: 0 means the batch found nothing to do. */
+  work: number;
+  /** Bytes handed to the disk thread. */
+  staged: number;
+  /** Bytes handed to the IO thread. */
+  output: number;
+}
+
+/** The result object is reused across batches (read it before the next runBatch). */
+const result: BatchResult = { work: 0, staged: 0, output: 0 };
+
+export function runBatch(partition: Partition): BatchResult {
+  partition.batch++;
+  // Inputs in order: io contributions (commits completed), io deletions and peer input
+  // (reserved: retention and replication land with their issues, their rings stay empty),
+  // then client input; tail catch-up reads storage last, after this batch's releases.
+  let work = releaseCommitted(partition);
+  assert.equal(partition.rings.peerInput.refresh(), 0, 'no peer input before replication exists');
+  work += processClientInput(partition);
+  catchUpTailers(partition);
+  work += partition.catchUp.length;
+  result.work = work;
+  result.staged = partition.rings.staging.unpublishedBytes;
+  result.output = partition.rings.output.unpublishedBytes;
+  partition.rings.staging.publish();
+  partition.rings.output.publish();
+  return result;
+}

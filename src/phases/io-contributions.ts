@@ -1,0 +1,127 @@
+// Phase: io contributions. The disk thread has made part of the staging ring durable; release
+// it: acks and nacks of writes, replies that waited for the commit, and live pushes of the
+// newly committed entries to tailers (coalesced per tailer per log, copied straight from
+// staging). Then free the staging space.
+import assert from 'node:assert/strict';
+import { PUSH_FRAME_BYTES_MAX } from '../constants.js';
+import {
+  COMMITTED_POSITION,
+  FRAME_BYTES,
+  FRAME_LENGTH,
+  FRAME_SESSION,
+  STAGE_FRAME,
+  STAGE_KIND,
+  STAGE_WRITE,
+  WRITE_DATA,
+  WRITE_DATA_LENGTH,
+  WRITE_HANDLE,
+  WRITE_LOG_ID,
+  WRITE_LSN,
+  WRITE_OUTCOME,
+  WRITE_SESSION,
+} from '../log/staging.js';
+import { NACK_AT_MISMATCH } from '../net/protocol.js';
+import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
+import { reserveOutput, sendAcked, sendFrame, sendNacked } from './output.js';
+import { NO_SLOT, TAIL_LIVE, type Partition } from './state.js';
+
+/** Release everything the disk thread has committed. Returns the number of records released. */
+export function releaseCommitted(partition: Partition): number {
+  const staging = partition.rings.staging;
+  const committed = Atomics.load(partition.rings.stagingControl, COMMITTED_POSITION);
+  if (staging.refreshTo(committed) === 0) return 0;
+  partition.released.clear();
+  partition.releasedNext.clear();
+  partition.dirtyLogs.clear();
+  let records = 0;
+  for (let offset = staging.peek(); offset >= 0; offset = staging.peek()) {
+    const kind = staging.view.getUint32(offset + STAGE_KIND, true);
+    if (kind === STAGE_WRITE) releaseWrite(partition, offset);
+    else if (kind === STAGE_FRAME) {
+      const session = staging.view.getUint32(offset + FRAME_SESSION, true);
+      sendFrame(partition, session, staging.bytes, offset + FRAME_BYTES, staging.view.getUint32(offset + FRAME_LENGTH, true));
+    }
+    staging.advance();
+    records++;
+  }
+  pushReleased(partition);
+  staging.release();
+  return records;
+}
+
+function releaseWrite(partition: Partition, offset: number): void {
+  const view = partition.rings.staging.view;
+  const session = view.getUint32(offset + WRITE_SESSION, true);
+  const handle = view.getUint32(offset + WRITE_HANDLE, true);
+  const lsn = view.getUint32(offset + WRITE_LSN, true);
+  const outcome = view.getFloat64(offset + WRITE_OUTCOME, true);
+  if (outcome < 0) {
+    sendNacked(partition, session, NACK_AT_MISMATCH, handle, lsn, lsn + 1, -outcome - 1);
+    return;
+  }
+  const logs = partition.logs;
+  const log = logs.find(view.getUint32(offset + WRITE_LOG_ID, true), 0);
+  assert.notEqual(log, NO_SLOT, 'a released entry belongs to a known log');
+  assert.equal(logs.columns.committed[log], outcome, 'entries commit in position order');
+  logs.columns.committed[log] = outcome + 1;
+  sendAcked(partition, session, handle, lsn, outcome);
+  if (logs.columns.tailers[log] === 0) return;
+  const index = partition.released.push(offset);
+  partition.releasedNext.push(NO_SLOT);
+  if (logs.columns.releaseHead[log] === NO_SLOT) {
+    logs.columns.releaseHead[log] = index;
+    logs.columns.releaseFirst[log] = outcome;
+    partition.dirtyLogs.push(log);
+  } else {
+    partition.releasedNext.items[logs.columns.releaseTail[log]!] = index;
+  }
+  logs.columns.releaseTail[log] = index;
+}
+
+function pushReleased(partition: Partition): void {
+  const logs = partition.logs;
+  for (let i = 0; i < partition.dirtyLogs.length; i++) {
+    const log = partition.dirtyLogs.items[i]!;
+    for (let lease = logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = partition.leases.columns.nextOnLog[lease]!) {
+      if (partition.leases.columns.tailState[lease] === TAIL_LIVE) pushChain(partition, lease, logs.columns.releaseHead[log]!);
+    }
+    logs.columns.releaseHead[log] = NO_SLOT;
+  }
+}
+
+/** Push the released entries of one log (a chain of staging records) to one live tailer. */
+function pushChain(partition: Partition, lease: number, head: number): void {
+  const staging = partition.rings.staging;
+  const leases = partition.leases;
+  let index = head;
+  // Skip what this tailer has already been sent (it tailed from a later position).
+  while (index !== NO_SLOT && staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true) < leases.columns.tailNext[lease]!) {
+    index = partition.releasedNext.items[index]!;
+  }
+  while (index !== NO_SLOT) {
+    const first = staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true);
+    assert.equal(first, leases.columns.tailNext[lease], 'a live tailer receives entries without gaps');
+    // One frame: as many entries as fit PUSH_FRAME_BYTES_MAX (at least one).
+    let count = 0;
+    let payload = 0;
+    let end = index;
+    while (end !== NO_SLOT) {
+      const length = staging.view.getUint32(partition.released.items[end]! + WRITE_DATA_LENGTH, true);
+      if (count > 0 && payload + ENTRY_LENGTH_BYTES + length > PUSH_FRAME_BYTES_MAX) break;
+      payload += ENTRY_LENGTH_BYTES + length;
+      count++;
+      end = partition.releasedNext.items[end]!;
+    }
+    const output = partition.rings.output;
+    let at = reserveOutput(partition, leases.key0[lease]!, ENTRIES_HEADER_BYTES + payload);
+    at += writeEntriesHeader(output.view, at, 0, leases.key1[lease]!, 0, count, first, payload);
+    for (; index !== end; index = partition.releasedNext.items[index]!) {
+      const record = partition.released.items[index]!;
+      const length = staging.view.getUint32(record + WRITE_DATA_LENGTH, true);
+      output.view.setUint32(at, length, true);
+      staging.bytes.copy(output.bytes, at + ENTRY_LENGTH_BYTES, record + WRITE_DATA, record + WRITE_DATA + length);
+      at += ENTRY_LENGTH_BYTES + length;
+    }
+    leases.columns.tailNext[lease] = first + count;
+  }
+}

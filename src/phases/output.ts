@@ -1,0 +1,49 @@
+// Client operations: frames for the IO thread to send, written into this worker's output
+// ring as records [session][frames]. When the ring is full the worker hands control to
+// `rings.outputFull` (the server waits for the IO thread to drain; the simulation drains).
+import { OUTPUT_FRAMES, OUTPUT_SESSION } from '../net/records.js';
+import {
+  ACKED_BYTES,
+  NACKED_BYTES,
+  errorBytes,
+  errorPayload,
+  writeAcked,
+  writeError,
+  writeNacked,
+} from '../net/server-frames.js';
+import type { Partition } from './state.js';
+
+/** Reserve an output record for `frameLength` bytes to `session`; returns the frame offset. */
+export function reserveOutput(partition: Partition, session: number, frameLength: number): number {
+  const ring = partition.rings.output;
+  let offset = ring.reserve(OUTPUT_FRAMES + frameLength);
+  while (offset < 0) {
+    partition.rings.outputFull();
+    offset = ring.reserve(OUTPUT_FRAMES + frameLength);
+  }
+  ring.view.setUint32(offset + OUTPUT_SESSION, session, true);
+  return offset + OUTPUT_FRAMES;
+}
+
+export function sendAcked(partition: Partition, session: number, handle: number, lsn: number, position: number): void {
+  const offset = reserveOutput(partition, session, ACKED_BYTES);
+  writeAcked(partition.rings.output.view, offset, handle, lsn, position);
+}
+
+export function sendNacked(partition: Partition, session: number, reason: number, handle: number, lsn: number, expectedLsn: number, tail: number): void {
+  const offset = reserveOutput(partition, session, NACKED_BYTES);
+  writeNacked(partition.rings.output.view, offset, reason, handle, lsn, expectedLsn, tail);
+}
+
+/** An _error (rare: the msgpack payload is built per call). */
+export function sendError(partition: Partition, session: number, rid: number, handle: number, code: number, message: string, details?: Record<string, unknown>): void {
+  const payload = errorPayload(code, message, details);
+  const offset = reserveOutput(partition, session, errorBytes(payload));
+  writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, payload);
+}
+
+/** Copy a complete frame (from staging) to `session`. */
+export function sendFrame(partition: Partition, session: number, source: Buffer, sourceOffset: number, length: number): void {
+  const offset = reserveOutput(partition, session, length);
+  source.copy(partition.rings.output.bytes, offset, sourceOffset, sourceOffset + length);
+}

@@ -1,0 +1,222 @@
+// Client state: sessions (opened and closed by the IO thread), leases (attach a session to a
+// log, with this device's writer epoch) and their release. Off the per-message hot path:
+// names and grants are JS values here.
+import assert from 'node:assert/strict';
+import { unpack } from 'msgpackr';
+import { LEASES_PER_SESSION_MAX, SHARD_COUNT } from '../constants.js';
+import { allows, type Grant } from '../auth/token.js';
+import { ERROR, HEADER_A, HEADER_B, HEADER_FLAGS, LEASE_NEW_WRITER, shardOf } from '../net/protocol.js';
+import { controlPayload, leasedBytes, writeLeased } from '../net/server-frames.js';
+import { sendError } from './output.js';
+import { reserveStagedFrame, stageLog, stageTrimCompletions, stageWriter } from './stage.js';
+import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_OFF, type Partition } from './state.js';
+
+const NAME_BYTES_MAX = 256;
+
+export function openSession(partition: Partition, session: number, content: Buffer): void {
+  const [, device, grants] = unpack(content) as [string, string, Grant[]];
+  const slot = partition.sessions.insert(session, 0);
+  const columns = partition.sessions.columns;
+  columns.device[slot] = partition.deviceNumber(device);
+  columns.leases[slot] = 0;
+  columns.firstLease[slot] = NO_SLOT;
+  partition.grantsBySession.set(session, grants);
+}
+
+export function closeSession(partition: Partition, session: number): void {
+  const slot = partition.sessions.find(session, 0);
+  assert.notEqual(slot, NO_SLOT, 'a closed session was open');
+  while (partition.sessions.columns.firstLease[slot] !== NO_SLOT) detachLease(partition, partition.sessions.columns.firstLease[slot]!);
+  partition.sessions.remove(session, 0);
+  partition.grantsBySession.delete(session);
+}
+
+/** A log's epoch: fixed at creation, different for a log recreated after data loss. */
+function logEpoch(incarnation: number, logId: number): number {
+  let h = Math.imul(incarnation ^ logId, 0x9e3779b1);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x85ebca77);
+  h ^= h >>> 13;
+  return (h >>> 0) || 1;
+}
+
+function parseNames(payload: Buffer): [string, string] | string {
+  let value: unknown;
+  try {
+    value = unpack(payload);
+  } catch {
+    return 'lease payload is not msgpack';
+  }
+  if (!Array.isArray(value) || value.length !== 2) return 'lease payload must be msgpack [site, log]';
+  for (const name of value) {
+    if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > NAME_BYTES_MAX || name.includes('\0')) {
+      return `site and log names are non-empty strings of at most ${NAME_BYTES_MAX} bytes without NUL`;
+    }
+  }
+  return value as [string, string];
+}
+
+export function leaseLog(partition: Partition, session: number, shard: number, header: number, payload: number, payloadLength: number): void {
+  const input = partition.rings.input;
+  const rid = input.view.getUint32(header + HEADER_A, true);
+  const flags = input.view.getUint8(header + HEADER_FLAGS);
+  const requestedEpoch = input.view.getUint32(header + HEADER_B, true);
+  const names = parseNames(input.bytes.subarray(payload, payload + payloadLength));
+  if (typeof names === 'string') return sendError(partition, session, rid, 0, ERROR.BAD_REQUEST, names);
+  const [site, name] = names;
+  if (shardOf(site, name, SHARD_COUNT) !== shard) {
+    return sendError(partition, session, rid, 0, ERROR.WRONG_SHARD, `log ${site}/${name} is on shard ${shardOf(site, name, SHARD_COUNT)}, not ${shard}`);
+  }
+  const grants = partition.grantsBySession.get(session)!;
+  const rights = (allows(grants, site, 'r') ? RIGHT_READ : 0) | (allows(grants, site, 'w') ? RIGHT_WRITE : 0);
+  const sessionSlot = partition.sessions.find(session, 0);
+  const key = `${site}\0${name}`;
+  let log = partition.logSlotByName.get(key);
+  if (rights === 0 || (log === undefined && (rights & RIGHT_WRITE) === 0)) {
+    return sendError(partition, session, rid, 0, ERROR.FORBIDDEN, `no grant to lease ${site}/${name}`);
+  }
+  if (partition.sessions.columns.leases[sessionSlot]! >= LEASES_PER_SESSION_MAX) {
+    return sendError(partition, session, rid, 0, ERROR.LIMIT, `at most ${LEASES_PER_SESSION_MAX} leases per session`);
+  }
+  if (log === undefined) log = createLog(partition, key, shard);
+  const logId = partition.logs.key0[log]!;
+  const device = partition.sessions.columns.device[sessionSlot]!;
+  const writer = openWriter(partition, logId, shard, device, (flags & LEASE_NEW_WRITER) !== 0, requestedEpoch);
+  if (writer === NO_SLOT) {
+    const current = partition.writers.columns.epoch[partition.writers.find(logId, device)]!;
+    return sendError(partition, session, rid, 0, ERROR.FENCED, `writer epoch ${requestedEpoch} was replaced by epoch ${current}`, { writerEpoch: current });
+  }
+  const lease = attachLease(partition, session, sessionSlot, log, writer, rights);
+  const payloadBytes = controlPayload({
+    site,
+    log: name,
+    epoch: partition.logs.columns.epoch[log],
+    leader: leaderOf(partition, log),
+    presence: presenceOf(partition, log),
+  });
+  // The reply waits for the commit of everything staged before it (a new log, a new writer
+  // epoch, earlier writes), so the tail it reports is durable when the device sees it.
+  const at = reserveStagedFrame(partition, session, leasedBytes(payloadBytes));
+  const writers = partition.writers.columns;
+  const staging = partition.rings.staging;
+  writeLeased(staging.view, staging.bytes, at, rid, partition.leases.key1[lease]!, writers.epoch[writer]!, partition.logs.columns.tail[log]!, writers.lastLsn[writer]! + 1, payloadBytes);
+}
+
+function createLog(partition: Partition, key: string, shard: number): number {
+  const logId = (partition.nextLogSequence[shard]!++ * SHARD_COUNT + shard) >>> 0;
+  const log = insertLog(partition, key, logId, logEpoch(partition.config.incarnation, logId), 0);
+  stageLog(partition, logId, partition.logs.columns.epoch[log]!, key);
+  return log;
+}
+
+/** Add a log to the table (new, or recovered with `tail` committed entries). */
+export function insertLog(partition: Partition, key: string, logId: number, epoch: number, tail: number): number {
+  const log = partition.logs.insert(logId, 0);
+  const columns = partition.logs.columns;
+  columns.tail[log] = tail;
+  columns.committed[log] = tail;
+  columns.epoch[log] = epoch;
+  columns.firstLease[log] = NO_SLOT;
+  columns.lastLease[log] = NO_SLOT;
+  columns.releaseHead[log] = NO_SLOT;
+  columns.releaseTail[log] = NO_SLOT;
+  partition.logSlotByName.set(key, log);
+  partition.logNames[log] = key;
+  return log;
+}
+
+/**
+ * The writer slot for this device on this log, opening a new epoch when asked (or when the
+ * device never wrote here). Returns NO_SLOT when the requested epoch was replaced (fenced).
+ */
+function openWriter(partition: Partition, logId: number, shard: number, device: number, newEpoch: boolean, requestedEpoch: number): number {
+  const writers = partition.writers;
+  let writer = writers.find(logId, device);
+  if (writer === NO_SLOT) {
+    writer = writers.insert(logId, device);
+    writers.columns.writerId[writer] = (partition.nextWriterSequence[shard]!++ * SHARD_COUNT + shard) >>> 0;
+  }
+  const columns = writers.columns;
+  if (newEpoch || columns.epoch[writer] === 0) {
+    const acked = columns.ackedLsn[writer]!;
+    const last = columns.lastLsn[writer]!;
+    if (last > acked) {
+      for (let lsn = acked + 1; lsn <= last; lsn++) partition.completions.remove(columns.writerId[writer]!, lsn);
+      stageTrimCompletions(partition, columns.writerId[writer]!, acked + 1, last);
+    }
+    columns.epoch[writer] = columns.epoch[writer]! + 1;
+    columns.lastLsn[writer] = 0;
+    columns.ackedLsn[writer] = 0;
+    stageWriter(partition, writer, logId, device);
+    return writer;
+  }
+  if (requestedEpoch !== 0 && requestedEpoch !== columns.epoch[writer]) return NO_SLOT;
+  return writer;
+}
+
+function attachLease(partition: Partition, session: number, sessionSlot: number, log: number, writer: number, rights: number): number {
+  const { workerCount, workerIndex } = partition.config;
+  const handle = (partition.nextHandleSequence++ * workerCount + workerIndex) >>> 0;
+  const lease = partition.leases.insert(session, handle);
+  const leases = partition.leases.columns;
+  const logs = partition.logs.columns;
+  const sessions = partition.sessions.columns;
+  leases.logSlot[lease] = log;
+  leases.writerSlot[lease] = writer;
+  leases.writerEpoch[lease] = partition.writers.columns.epoch[writer]!;
+  leases.rights[lease] = rights;
+  leases.tailState[lease] = TAIL_OFF;
+  // Attach order is leadership order: append to the log's list.
+  leases.previousOnLog[lease] = logs.lastLease[log]!;
+  leases.nextOnLog[lease] = NO_SLOT;
+  if (logs.lastLease[log] === NO_SLOT) logs.firstLease[log] = lease;
+  else leases.nextOnLog[logs.lastLease[log]!] = lease;
+  logs.lastLease[log] = lease;
+  leases.previousOfSession[lease] = NO_SLOT;
+  leases.nextOfSession[lease] = sessions.firstLease[sessionSlot]!;
+  if (sessions.firstLease[sessionSlot] !== NO_SLOT) leases.previousOfSession[sessions.firstLease[sessionSlot]!] = lease;
+  sessions.firstLease[sessionSlot] = lease;
+  sessions.leases[sessionSlot] = sessions.leases[sessionSlot]! + 1;
+  return lease;
+}
+
+export function detachLease(partition: Partition, lease: number): void {
+  const leases = partition.leases.columns;
+  const logs = partition.logs.columns;
+  const log = leases.logSlot[lease]!;
+  const sessionSlot = partition.sessions.find(partition.leases.key0[lease]!, 0);
+  if (leases.tailState[lease] !== TAIL_OFF) logs.tailers[log] = logs.tailers[log]! - 1;
+  const previousOnLog = leases.previousOnLog[lease]!;
+  const nextOnLog = leases.nextOnLog[lease]!;
+  if (previousOnLog === NO_SLOT) logs.firstLease[log] = nextOnLog;
+  else leases.nextOnLog[previousOnLog] = nextOnLog;
+  if (nextOnLog === NO_SLOT) logs.lastLease[log] = previousOnLog;
+  else leases.previousOnLog[nextOnLog] = previousOnLog;
+  const previousOfSession = leases.previousOfSession[lease]!;
+  const nextOfSession = leases.nextOfSession[lease]!;
+  const sessions = partition.sessions.columns;
+  if (previousOfSession === NO_SLOT) sessions.firstLease[sessionSlot] = nextOfSession;
+  else leases.nextOfSession[previousOfSession] = nextOfSession;
+  if (nextOfSession !== NO_SLOT) leases.previousOfSession[nextOfSession] = previousOfSession;
+  sessions.leases[sessionSlot] = sessions.leases[sessionSlot]! - 1;
+  leases.catchUpQueued[lease] = 0;
+  partition.leases.remove(partition.leases.key0[lease]!, partition.leases.key1[lease]!);
+}
+
+function deviceOfLease(partition: Partition, lease: number): string {
+  const sessionSlot = partition.sessions.find(partition.leases.key0[lease]!, 0);
+  return partition.deviceNames[partition.sessions.columns.device[sessionSlot]!]!;
+}
+
+function leaderOf(partition: Partition, log: number): string | null {
+  const first = partition.logs.columns.firstLease[log]!;
+  return first === NO_SLOT ? null : deviceOfLease(partition, first);
+}
+
+function presenceOf(partition: Partition, log: number): string[] {
+  const devices = new Set<string>();
+  for (let lease = partition.logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = partition.leases.columns.nextOnLog[lease]!) {
+    devices.add(deviceOfLease(partition, lease));
+  }
+  return [...devices];
+}

@@ -1,0 +1,150 @@
+// The state one worker owns: the chained hash tables of its partition (the logs of the
+// shards it owns, the leases and writers on them, RIFL completion records, sessions) and
+// the rings it reads and writes. Phases are functions over this state.
+import assert from 'node:assert/strict';
+import {
+  COMPLETION_TABLE_CAPACITY,
+  LEASE_TABLE_CAPACITY,
+  LOG_TABLE_CAPACITY,
+  SESSION_TABLE_CAPACITY,
+  SHARD_COUNT,
+  WRITER_TABLE_CAPACITY,
+} from '../constants.js';
+import { ChainedTable } from '../hashtable/chained-table.js';
+import type { Grant } from '../auth/token.js';
+import type { StorageReader } from '../log/storage.js';
+import { Ring } from '../ring/ring.js';
+import { SlotList } from './slot-list.js';
+
+export const NO_SLOT = -1;
+
+// Log table, keyed by (logId, 0).
+const LOG_SCHEMA = {
+  tail: 'f64', // next position to assign (ordered, maybe not yet committed)
+  committed: 'f64', // next position not yet durable: entries below it can be read and pushed
+  epoch: 'u32',
+  firstLease: 'i32', // attach order: the first is the leader
+  lastLease: 'i32',
+  releaseHead: 'i32', // this batch's released entries, as indexes into Partition.released
+  releaseTail: 'i32',
+  releaseFirst: 'f64', // the position of the first entry released this batch
+  tailers: 'u32',
+} as const;
+
+// Lease table, keyed by (session, handle).
+export const TAIL_OFF = 0;
+export const TAIL_CATCHING_UP = 1;
+export const TAIL_LIVE = 2;
+export const RIGHT_READ = 1;
+export const RIGHT_WRITE = 2;
+const LEASE_SCHEMA = {
+  logSlot: 'i32',
+  writerSlot: 'i32',
+  writerEpoch: 'u32',
+  rights: 'u8',
+  previousOnLog: 'i32',
+  nextOnLog: 'i32',
+  previousOfSession: 'i32',
+  nextOfSession: 'i32',
+  tailState: 'u8',
+  tailNext: 'f64', // the next position this tailer has not been sent
+  catchUpQueued: 'u8',
+} as const;
+
+// Writer table (RIFL state per device per log), keyed by (logId, deviceNumber).
+const WRITER_SCHEMA = {
+  writerId: 'u32',
+  epoch: 'u32',
+  lastLsn: 'u32',
+  ackedLsn: 'u32',
+} as const;
+
+// Completion records, keyed by (writerId, lsn): the outcome of each unacknowledged write.
+const COMPLETION_SCHEMA = { outcome: 'f64' } as const;
+
+// Session table, keyed by (session, 0).
+const SESSION_SCHEMA = {
+  device: 'u32',
+  leases: 'u32',
+  firstLease: 'i32',
+} as const;
+
+export type LogTable = ChainedTable<typeof LOG_SCHEMA>;
+export type LeaseTable = ChainedTable<typeof LEASE_SCHEMA>;
+export type WriterTable = ChainedTable<typeof WRITER_SCHEMA>;
+export type CompletionTable = ChainedTable<typeof COMPLETION_SCHEMA>;
+export type SessionTable = ChainedTable<typeof SESSION_SCHEMA>;
+
+export interface PartitionConfig {
+  workerIndex: number;
+  workerCount: number;
+  /** Mixed into new log epochs, so a log recreated after data loss gets a new epoch. */
+  incarnation: number;
+  entryBytesMax: number;
+}
+
+export interface PartitionRings {
+  input: Ring;
+  /** Replication from peers: reserved, empty until the cluster lands (SPEC §8). */
+  peerInput: Ring;
+  output: Ring;
+  staging: Ring;
+  /** The disk thread's COMMITTED_POSITION word for this worker's staging ring. */
+  stagingControl: Int32Array;
+  /** Called when the output ring is full: return once the consumer has made room. */
+  outputFull: () => void;
+  /** Called when the staging ring is full: return once a commit was released (see batch.ts). */
+  stagingFull: () => void;
+}
+
+export class Partition {
+  readonly config: PartitionConfig;
+  readonly rings: PartitionRings;
+  readonly storage: StorageReader;
+  readonly logs: LogTable = new ChainedTable(LOG_SCHEMA, LOG_TABLE_CAPACITY);
+  readonly leases: LeaseTable = new ChainedTable(LEASE_SCHEMA, LEASE_TABLE_CAPACITY);
+  readonly writers: WriterTable = new ChainedTable(WRITER_SCHEMA, WRITER_TABLE_CAPACITY);
+  readonly completions: CompletionTable = new ChainedTable(COMPLETION_SCHEMA, COMPLETION_TABLE_CAPACITY);
+  readonly sessions: SessionTable = new ChainedTable(SESSION_SCHEMA, SESSION_TABLE_CAPACITY);
+  // Off the hot path (lease, connect): names, grants and device ids as JS values.
+  readonly logSlotByName = new Map<string, number>();
+  readonly logNames: string[] = [];
+  readonly grantsBySession = new Map<number, Grant[]>();
+  readonly deviceNumbers = new Map<string, number>();
+  readonly deviceNames: string[] = [];
+  readonly deviceBytes: Buffer[] = [];
+  // Per-shard sequence numbers for new log and writer ids (id = sequence × SHARD_COUNT + shard).
+  readonly nextLogSequence = new Uint32Array(SHARD_COUNT).fill(1);
+  readonly nextWriterSequence = new Uint32Array(SHARD_COUNT).fill(1);
+  nextHandleSequence = 1;
+  // Per-batch scratch: entries released by the last commit, chained per log.
+  readonly released = new SlotList(4096);
+  readonly releasedNext = new SlotList(4096);
+  readonly dirtyLogs = new SlotList(1024);
+  // Leases whose tail reads the backlog from storage, a bounded amount per batch.
+  catchUp = new SlotList(1024);
+  catchUpNext = new SlotList(1024);
+  batch = 0;
+
+  constructor(config: PartitionConfig, rings: PartitionRings, storage: StorageReader) {
+    assert.ok(config.workerIndex >= 0 && config.workerIndex < config.workerCount, 'worker index in range');
+    this.config = config;
+    this.rings = rings;
+    this.storage = storage;
+  }
+
+  ownsShard(shard: number): boolean {
+    return shard % this.config.workerCount === this.config.workerIndex;
+  }
+
+  deviceNumber(device: string): number {
+    let number = this.deviceNumbers.get(device);
+    if (number === undefined) {
+      number = this.deviceNames.length;
+      this.deviceNumbers.set(device, number);
+      this.deviceNames.push(device);
+      this.deviceBytes.push(Buffer.from(device, 'utf8'));
+    }
+    return number;
+  }
+}

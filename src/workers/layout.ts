@@ -1,0 +1,53 @@
+// The shared memory of the pipeline: one control block of Int32 words (doorbells, the
+// barrier, per-batch totals, the stop flag) and, per worker, its rings.
+import { BARRIER_INT32S } from './barrier.js';
+import { DOORBELL_INT32S } from '../ring/doorbell.js';
+import { INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES } from '../constants.js';
+import { createRingBuffer } from '../ring/ring.js';
+import { STAGING_CONTROL_INT32S } from '../log/staging.js';
+
+// Rung by the IO thread (new input) and the disk thread (a commit): workers have work.
+export const WORK_DOORBELL = 0;
+// Rung by the worker leader after a batch staged records: the disk thread has work.
+export const DISK_DOORBELL = WORK_DOORBELL + DOORBELL_INT32S;
+// Rung by workers that published output: the IO thread has frames to send.
+export const OUTPUT_DOORBELL = DISK_DOORBELL + DOORBELL_INT32S;
+export const BATCH_BARRIER = OUTPUT_DOORBELL + DOORBELL_INT32S;
+// Per-batch totals summed by the workers, read and reset by the leader after the join.
+export const BATCH_WORK_TOTAL = BATCH_BARRIER + BARRIER_INT32S;
+export const BATCH_STAGED_TOTAL = BATCH_WORK_TOTAL + 1;
+// Set by the IO thread to stop; the leader turns it into STOP_BATCHES at a batch boundary.
+export const SHUTDOWN_REQUESTED = BATCH_STAGED_TOTAL + 1;
+export const STOP_BATCHES = SHUTDOWN_REQUESTED + 1;
+// Workers and the disk thread count themselves out here as they stop.
+export const THREADS_STOPPED = STOP_BATCHES + 1;
+export const CONTROL_INT32S = 16;
+
+const PEER_INPUT_RING_BYTES = 4096;
+
+export interface WorkerBuffers {
+  input: SharedArrayBuffer;
+  peerInput: SharedArrayBuffer;
+  output: SharedArrayBuffer;
+  staging: SharedArrayBuffer;
+  stagingControl: SharedArrayBuffer;
+}
+
+export interface PipelineBuffers {
+  control: SharedArrayBuffer;
+  workers: WorkerBuffers[];
+}
+
+export function createPipelineBuffers(workerCount: number): PipelineBuffers {
+  const workers: WorkerBuffers[] = [];
+  for (let index = 0; index < workerCount; index++) {
+    workers.push({
+      input: createRingBuffer(INPUT_RING_BYTES),
+      peerInput: createRingBuffer(PEER_INPUT_RING_BYTES),
+      output: createRingBuffer(OUTPUT_RING_BYTES),
+      staging: createRingBuffer(STAGING_BYTES),
+      stagingControl: new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4),
+    });
+  }
+  return { control: new SharedArrayBuffer(CONTROL_INT32S * 4), workers };
+}

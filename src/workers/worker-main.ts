@@ -1,0 +1,105 @@
+// A worker thread: owns the partition of the shards with shard % workerCount === its index,
+// recovers it from storage, then runs batches in lockstep with the other workers. Worker 0
+// leads: it decides when a batch starts (there is work, or a doorbell rang) and rings the
+// disk thread after the join. The loop never yields to the event loop: all traffic is in
+// shared memory, signalled with Atomics.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStore, LmdbStorageReader } from '../log/lmdb-store.js';
+import { COMMITTED_POSITION } from '../log/staging.js';
+import { Doorbell } from '../ring/doorbell.js';
+import { Ring } from '../ring/ring.js';
+import { runBatch } from '../phases/batch.js';
+import { releaseCommitted } from '../phases/io-contributions.js';
+import { recoverPartition } from '../phases/recovery.js';
+import { Partition } from '../phases/state.js';
+import { Barrier } from './barrier.js';
+import {
+  BATCH_BARRIER,
+  BATCH_STAGED_TOTAL,
+  BATCH_WORK_TOTAL,
+  DISK_DOORBELL,
+  OUTPUT_DOORBELL,
+  SHUTDOWN_REQUESTED,
+  STOP_BATCHES,
+  THREADS_STOPPED,
+  WORK_DOORBELL,
+  type WorkerBuffers,
+} from './layout.js';
+
+export interface WorkerData {
+  workerIndex: number;
+  workerCount: number;
+  incarnation: number;
+  entryBytesMax: number;
+  dataDir: string;
+  control: SharedArrayBuffer;
+  buffers: WorkerBuffers;
+}
+
+const IDLE_WAIT_MS = 100;
+const FULL_WAIT_MS = 1;
+
+const data = workerData as WorkerData;
+const control = new Int32Array(data.control);
+const workDoorbell = new Doorbell(control, WORK_DOORBELL);
+const diskDoorbell = new Doorbell(control, DISK_DOORBELL);
+const outputDoorbell = new Doorbell(control, OUTPUT_DOORBELL);
+const barrier = new Barrier(control, BATCH_BARRIER, data.workerCount);
+const output = new Ring(data.buffers.output);
+const staging = new Ring(data.buffers.staging);
+const stagingControl = new Int32Array(data.buffers.stagingControl);
+const store = openStore(data.dataDir);
+
+const partition: Partition = new Partition(
+  { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, entryBytesMax: data.entryBytesMax },
+  {
+    input: new Ring(data.buffers.input),
+    peerInput: new Ring(data.buffers.peerInput),
+    output,
+    staging,
+    stagingControl,
+    outputFull() {
+      output.publish();
+      outputDoorbell.ring();
+      output.waitForRoom(FULL_WAIT_MS);
+    },
+    stagingFull() {
+      // Hand what is staged to the disk thread, wait for its commit, and release it.
+      const committed = Atomics.load(stagingControl, COMMITTED_POSITION);
+      staging.publish();
+      diskDoorbell.ring();
+      Atomics.wait(stagingControl, COMMITTED_POSITION, committed, FULL_WAIT_MS);
+      releaseCommitted(partition);
+      output.publish();
+      outputDoorbell.ring();
+    },
+  },
+  new LmdbStorageReader(store),
+);
+
+const summary = recoverPartition(partition);
+parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary });
+
+const leader = data.workerIndex === 0;
+let seen = workDoorbell.sequence();
+for (;;) {
+  if (leader && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
+  barrier.arrive();
+  if (Atomics.load(control, STOP_BATCHES) === 1) break;
+  const result = runBatch(partition);
+  Atomics.add(control, BATCH_WORK_TOTAL, result.work);
+  Atomics.add(control, BATCH_STAGED_TOTAL, result.staged);
+  if (result.output > 0) outputDoorbell.ring();
+  barrier.arrive();
+  if (leader) {
+    if (Atomics.exchange(control, BATCH_STAGED_TOTAL, 0) > 0) diskDoorbell.ring();
+    const work = Atomics.exchange(control, BATCH_WORK_TOTAL, 0);
+    if (work === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
+    seen = workDoorbell.sequence();
+  }
+}
+Atomics.add(control, THREADS_STOPPED, 1);
+store.root.close().then(
+  () => process.exit(0),
+  () => process.exit(0),
+);
