@@ -8,7 +8,7 @@ import { controlPayload, errorBytes, errorPayload, writeError } from '../net/ser
 export function errorFrame(code: number, rid: number, handle: number, message: string): Buffer {
   const payload = errorPayload(code, message);
   const frame = Buffer.alloc(errorBytes(payload));
-  writeError(new DataView(frame.buffer, frame.byteOffset, frame.length), frame, 0, code, rid, handle, payload);
+  writeError(new DataView(frame.buffer, frame.byteOffset, frame.length), frame, 0, code, rid, handle, 0, payload);
   return frame;
 }
 

@@ -8,7 +8,7 @@ import uWS from 'uWebSockets.js';
 import { pack, unpack } from 'msgpackr';
 import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../constants.js';
 import { createTokenVerifier, TokenRejected, type Claims } from '../auth/token.js';
-import { checkFrame, frameOp, frameShard, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
+import { checkFrame, frameOp, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
 import {
   CLOSE_AUTH,
   CLOSE_GOING_AWAY,
@@ -20,7 +20,7 @@ import {
   OP_CONNECT,
   PREFIX_PAYLOAD_LENGTH,
 } from '../net/protocol.js';
-import { INPUT_CONTENT, INPUT_FRAMES, INPUT_KIND, INPUT_SESSION, INPUT_SESSION_CLOSE, INPUT_SESSION_OPEN } from '../net/records.js';
+import { InputRouter } from './router.js';
 import { connectedFrame, errorFrame } from './control-frames.js';
 import { OutputDrain } from './output-drain.js';
 import { SessionRegistry } from './sessions.js';
@@ -68,7 +68,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     entryBytesMax: options.entryBytesMax,
     onFatal: options.onFatal,
   });
-  const workerCount = options.workers;
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.input));
   const workDoorbell = new Doorbell(pipeline.control, WORK_DOORBELL);
   const registry = new SessionRegistry<Socket>();
@@ -80,44 +79,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const limits: FrameLimits = { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
   const openSockets = new Set<Socket>();
 
-  /** Reserve an input record, draining output while the worker catches up (never deadlocks). */
-  function reserveInput(worker: number, length: number): number {
-    const ring = inputs[worker]!;
-    let offset = ring.reserve(length);
-    while (offset < 0) {
-      ring.publish();
-      workDoorbell.ring();
-      drain.drainAll();
-      ring.waitForRoom(INPUT_FULL_WAIT_MS);
-      offset = ring.reserve(length);
-    }
-    return offset;
-  }
-
-  function publishInput(worker: number): void {
-    inputs[worker]!.publish();
+  // While a worker's input ring is full, keep its output flowing (a worker may be waiting for
+  // output room) and wait a little: the socket is not read meanwhile, which is TCP backpressure.
+  const router = new InputRouter(inputs, limits, (worker) => {
     workDoorbell.ring();
-  }
+    drain.drainAll();
+    inputs[worker]!.waitForRoom(INPUT_FULL_WAIT_MS);
+  });
 
-  function copyFrames(worker: number, session: number, bytes: Uint8Array, start: number, end: number): void {
-    const ring = inputs[worker]!;
-    const offset = reserveInput(worker, INPUT_CONTENT + end - start);
-    ring.view.setUint32(offset + INPUT_KIND, INPUT_FRAMES, true);
-    ring.view.setUint32(offset + INPUT_SESSION, session, true);
-    if (start === 0 && end === bytes.length) ring.bytes.set(bytes, offset + INPUT_CONTENT);
-    else ring.bytes.set(bytes.subarray(start, end), offset + INPUT_CONTENT);
-  }
-
-  function broadcast(kind: number, session: number, content: Uint8Array | undefined): void {
-    for (let worker = 0; worker < workerCount; worker++) {
-      const ring = inputs[worker]!;
-      const length = content === undefined ? 0 : content.length;
-      const offset = reserveInput(worker, INPUT_CONTENT + length);
-      ring.view.setUint32(offset + INPUT_KIND, kind, true);
-      ring.view.setUint32(offset + INPUT_SESSION, session, true);
-      if (content !== undefined) ring.bytes.set(content, offset + INPUT_CONTENT);
-      publishInput(worker);
-    }
+  function publishInput(): void {
+    router.publish();
+    workDoorbell.ring();
   }
 
   function refuse(ws: Socket, code: number, rid: number, message: string, closeCode: number): void {
@@ -149,7 +121,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connection.session = session;
     clearTimeout(connection.handshakeTimer);
     connection.handshakeTimer = undefined;
-    broadcast(INPUT_SESSION_OPEN, session, new Uint8Array(packClaims(claims)));
+    router.openSession(session, packClaims(claims));
+    publishInput();
     ws.send(connectedFrame(rid, { session, user: claims.sub, device: claims.device, expiresAt: claims.exp, entryBytesMax: options.entryBytesMax, shardCount: SHARD_COUNT }), true);
   }
 
@@ -167,39 +140,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (connection.session === NOT_CONNECTED) return;
       offset = first;
     }
-    const session = connection.session;
-    // One pass over the prefixes: validate, and find whether all frames go to one worker.
-    let worker = -1;
-    let mixed = false;
-    let end = offset;
-    let error = 0;
-    while (end < length) {
-      const size = checkFrame(bytes, end, length - end, limits);
-      if (size < 0) {
-        error = -size;
-        break;
-      }
-      if (frameOp(bytes, end) === OP_CONNECT) {
-        error = ERROR.ALREADY_CONNECTED;
-        break;
-      }
-      const target = frameShard(bytes, end) % workerCount;
-      if (worker < 0) worker = target;
-      else if (target !== worker) mixed = true;
-      end += size;
+    if (offset === length) return;
+    const error = router.route(connection.session, bytes, offset, length);
+    publishInput();
+    if (error !== 0) {
+      const message = error === ERROR.ALREADY_CONNECTED ? 'this session is already connected' : `frame at byte ${router.errorOffset} of the message refused; the rest of the message was dropped`;
+      ws.send(errorFrame(error, 0, 0, message), true);
     }
-    if (!mixed && end > offset) {
-      copyFrames(worker, session, bytes, offset, end);
-      publishInput(worker);
-    } else if (mixed) {
-      for (let frame = offset; frame < end; ) {
-        const size = checkFrame(bytes, frame, length - frame, limits);
-        copyFrames(frameShard(bytes, frame) % workerCount, session, bytes, frame, frame + size);
-        frame += size;
-      }
-      for (let target = 0; target < workerCount; target++) publishInput(target);
-    }
-    if (error !== 0) ws.send(errorFrame(error, 0, 0, error === ERROR.ALREADY_CONNECTED ? 'this session is already connected' : `frame at byte ${end} of the message refused; the rest of the message was dropped`), true);
   }
 
   const app = uWS.App();
@@ -238,7 +185,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(connection.handshakeTimer);
       if (connection.session !== NOT_CONNECTED) {
         registry.close(connection.session);
-        broadcast(INPUT_SESSION_CLOSE, connection.session, undefined);
+        router.closeSession(connection.session);
+        publishInput();
         connection.session = NOT_CONNECTED;
       }
     },

@@ -23,17 +23,17 @@ export const OP_LEASE = 0x02; // flags=LEASE_NEW_WRITER A=rid B=writerEpoch; pay
 export const OP_WRITE = 0x03; // flags=WRITE_HAS_AT A=handle B=lsn POSITION=at; payload = entry bytes
 export const OP_ACK = 0x04; // A=handle B=lsn
 export const OP_READ = 0x05; // A=handle B=rid C=limit POSITION=from
-export const OP_TAIL = 0x06; // A=handle POSITION=from
+export const OP_TAIL = 0x06; // A=handle B=tailId POSITION=from
 export const OP_UNTAIL = 0x07; // A=handle
 export const OP_RELEASE = 0x08; // A=handle
 
 // Server → device ops.
-export const OP_CONNECTED = 0x81; // word=version A=rid; payload msgpack { session, user, device, expiresAt, limits }
+export const OP_CONNECTED = 0x81; // word=version A=rid; payload msgpack { session, user, device, expiresAt, entryBytesMax, shardCount }
 export const OP_LEASED = 0x82; // A=rid B=handle C=writerEpoch POSITION=tail D=nextLsn; payload msgpack { site, log, epoch, leader, presence }
 export const OP_ACKED = 0x83; // "_ack": A=handle B=lsn POSITION=position
 export const OP_NACKED = 0x84; // "_nack": flags=reason A=handle B=lsn C=expectedLsn POSITION=tail
-export const OP_ENTRIES = 0x85; // flags=ENTRIES_* A=handle B=rid C=count POSITION=from; payload = count × (u32 length, bytes)
-export const OP_ERROR = 0x86; // word=code A=rid B=handle; payload msgpack { code, name, message, ...details }
+export const OP_ENTRIES = 0x85; // flags=ENTRIES_* A=handle B=rid or tailId C=count POSITION=from; payload = count × (u32 length, bytes)
+export const OP_ERROR = 0x86; // word=code A=rid B=handle C=lsn (write, ack); payload msgpack { code, name, message, ...details }
 
 // Fixed header lengths per op: a frame whose header length differs is malformed.
 export const HEADER_BYTES: Readonly<Record<number, number>> = {
@@ -50,7 +50,7 @@ export const HEADER_BYTES: Readonly<Record<number, number>> = {
   [OP_ACKED]: 24,
   [OP_NACKED]: 24,
   [OP_ENTRIES]: 24,
-  [OP_ERROR]: 12,
+  [OP_ERROR]: 16,
 };
 
 // Flags.
@@ -80,9 +80,8 @@ export const ERROR = {
   GONE: 13,
   BAD_REQUEST: 14,
   LIMIT: 15,
-  OVERLOADED: 16,
-  STALE_LSN: 17,
-  INTERNAL: 18,
+  STALE_LSN: 16,
+  INTERNAL: 17,
 } as const;
 export type ErrorName = keyof typeof ERROR;
 export const ERROR_NAMES: readonly string[] = (() => {
@@ -94,7 +93,7 @@ export const ERROR_NAMES: readonly string[] = (() => {
 // WebSocket close codes.
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_GOING_AWAY = 1001;
-export const CLOSE_PROTOCOL = 4000; // a malformed frame (prefix or header) or a binary-less text frame
+export const CLOSE_PROTOCOL = 4000; // a text message (frames are binary only)
 export const CLOSE_AUTH = 4001; // connect refused: bad, expired token or wrong protocol version
 export const CLOSE_HANDSHAKE_TIMEOUT = 4002; // no connect within the handshake timeout
 

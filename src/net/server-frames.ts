@@ -92,10 +92,11 @@ export function errorBytes(payload: Uint8Array): number {
   return PREFIX_BYTES + HEADER_BYTES[OP_ERROR]! + payload.length;
 }
 
-export function writeError(view: DataView, bytes: Uint8Array, offset: number, code: number, rid: number, handle: number, payload: Uint8Array): number {
+export function writeError(view: DataView, bytes: Uint8Array, offset: number, code: number, rid: number, handle: number, lsn: number, payload: Uint8Array): number {
   const header = writeHeaderStart(view, offset, OP_ERROR, 0, code, payload.length);
   view.setUint32(header + HEADER_A, rid, true);
   view.setUint32(header + HEADER_B, handle, true);
+  view.setUint32(header + HEADER_C, lsn, true);
   bytes.set(payload, header + HEADER_BYTES[OP_ERROR]!);
   return errorBytes(payload);
 }

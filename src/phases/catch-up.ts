@@ -35,7 +35,8 @@ export function catchUpTailers(partition: Partition): void {
     const committed = partition.logs.columns.committed[log]!;
     storedRead.session = leases.key0[lease]!;
     storedRead.handle = leases.key1[lease]!;
-    storedRead.rid = 0;
+    storedRead.rid = leases.columns.tailId[lease]!;
+    storedRead.readReply = false;
     storedRead.logId = partition.logs.key0[log]!;
     storedRead.from = leases.columns.tailNext[lease]!;
     storedRead.to = committed;

@@ -78,7 +78,7 @@ function processFrames(partition: Partition, session: number, start: number, len
         release(partition, session, header);
         break;
       default:
-        sendError(partition, session, 0, 0, ERROR.UNKNOWN_OP, `op ${view.getUint8(header + HEADER_OP)} is not handled by workers`);
+        sendError(partition, session, 0, 0, 0, ERROR.UNKNOWN_OP, `op ${view.getUint8(header + HEADER_OP)} is not handled by workers`);
     }
     frame = payload + payloadLength;
   }

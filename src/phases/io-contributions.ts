@@ -114,7 +114,7 @@ function pushChain(partition: Partition, lease: number, head: number): void {
     }
     const output = partition.rings.output;
     let at = reserveOutput(partition, leases.key0[lease]!, ENTRIES_HEADER_BYTES + payload);
-    at += writeEntriesHeader(output.view, at, 0, leases.key1[lease]!, 0, count, first, payload);
+    at += writeEntriesHeader(output.view, at, 0, leases.key1[lease]!, leases.columns.tailId[lease]!, count, first, payload);
     for (; index !== end; index = partition.releasedNext.items[index]!) {
       const record = partition.released.items[index]!;
       const length = staging.view.getUint32(record + WRITE_DATA_LENGTH, true);

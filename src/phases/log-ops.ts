@@ -34,23 +34,23 @@ import { NO_SLOT, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, type Parti
 import { sendStoredEntries, storedRead } from './stored-entries.js';
 
 /** The lease slot of (session, handle), or NO_SLOT after sending UNKNOWN_HANDLE. */
-function findLease(partition: Partition, session: number, handle: number, rid: number): number {
+function findLease(partition: Partition, session: number, handle: number, lsn: number, rid: number): number {
   const lease = partition.leases.find(session, handle);
-  if (lease === NO_SLOT) sendError(partition, session, rid, handle, ERROR.UNKNOWN_HANDLE, `handle ${handle} is not leased by this session on this shard`);
+  if (lease === NO_SLOT) sendError(partition, session, rid, handle, lsn, ERROR.UNKNOWN_HANDLE, `handle ${handle} is not leased by this session on this shard`);
   return lease;
 }
 
 /** The lease's writer slot if the lease may write, or NO_SLOT after sending the error. */
-function writableWriter(partition: Partition, session: number, handle: number, lease: number): number {
+function writableWriter(partition: Partition, session: number, handle: number, lsn: number, lease: number): number {
   const leases = partition.leases.columns;
   if ((leases.rights[lease]! & RIGHT_WRITE) === 0) {
-    sendError(partition, session, 0, handle, ERROR.FORBIDDEN, 'no grant to write this log');
+    sendError(partition, session, 0, handle, lsn, ERROR.FORBIDDEN, 'no grant to write this log');
     return NO_SLOT;
   }
   const writer = leases.writerSlot[lease]!;
   const epoch = partition.writers.columns.epoch[writer]!;
   if (leases.writerEpoch[lease] !== epoch) {
-    sendError(partition, session, 0, handle, ERROR.FENCED, `writer epoch ${leases.writerEpoch[lease]} was replaced by epoch ${epoch}`, { writerEpoch: epoch });
+    sendError(partition, session, 0, handle, lsn, ERROR.FENCED, `writer epoch ${leases.writerEpoch[lease]} was replaced by epoch ${epoch}`, { writerEpoch: epoch });
     return NO_SLOT;
   }
   return writer;
@@ -59,18 +59,18 @@ function writableWriter(partition: Partition, session: number, handle: number, l
 export function write(partition: Partition, session: number, header: number, payload: number, payloadLength: number): void {
   const input = partition.rings.input;
   const handle = input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0);
-  if (lease === NO_SLOT) return;
-  const writer = writableWriter(partition, session, handle, lease);
-  if (writer === NO_SLOT) return;
   const lsn = input.view.getUint32(header + HEADER_B, true);
+  const lease = findLease(partition, session, handle, lsn, 0);
+  if (lease === NO_SLOT) return;
+  const writer = writableWriter(partition, session, handle, lsn, lease);
+  if (writer === NO_SLOT) return;
   const writers = partition.writers.columns;
   const writerId = writers.writerId[writer]!;
   const last = writers.lastLsn[writer]!;
   if (lsn === last + 1) {
     appendEntry(partition, session, handle, lease, writer, lsn, header, payload, payloadLength);
   } else if (lsn <= writers.ackedLsn[writer]!) {
-    sendError(partition, session, 0, handle, ERROR.STALE_LSN, `lsn ${lsn} was already acknowledged (ack ${writers.ackedLsn[writer]})`);
+    sendError(partition, session, 0, handle, lsn, ERROR.STALE_LSN, `lsn ${lsn} was already acknowledged (ack ${writers.ackedLsn[writer]})`);
   } else if (lsn <= last) {
     // A retry: answer with the original outcome, after the commit that made it durable.
     const completion = partition.completions.find(writerId, lsn);
@@ -117,15 +117,15 @@ function appendEntry(partition: Partition, session: number, handle: number, leas
 export function ack(partition: Partition, session: number, header: number): void {
   const input = partition.rings.input;
   const handle = input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0);
-  if (lease === NO_SLOT) return;
-  const writer = writableWriter(partition, session, handle, lease);
-  if (writer === NO_SLOT) return;
   const lsn = input.view.getUint32(header + HEADER_B, true);
+  const lease = findLease(partition, session, handle, lsn, 0);
+  if (lease === NO_SLOT) return;
+  const writer = writableWriter(partition, session, handle, lsn, lease);
+  if (writer === NO_SLOT) return;
   const writers = partition.writers.columns;
   const acked = writers.ackedLsn[writer]!;
   if (lsn > writers.lastLsn[writer]!) {
-    sendError(partition, session, 0, handle, ERROR.BAD_REQUEST, `ack ${lsn} is beyond the last write ${writers.lastLsn[writer]}`);
+    sendError(partition, session, 0, handle, lsn, ERROR.BAD_REQUEST, `ack ${lsn} is beyond the last write ${writers.lastLsn[writer]}`);
     return;
   }
   if (lsn <= acked) return;
@@ -140,7 +140,7 @@ export function ack(partition: Partition, session: number, header: number): void
 function positionArgument(partition: Partition, session: number, rid: number, handle: number, header: number): number {
   const position = partition.rings.input.view.getFloat64(header + HEADER_POSITION, true);
   if (!Number.isSafeInteger(position) || position < 0) {
-    sendError(partition, session, rid, handle, ERROR.BAD_REQUEST, 'a position is a non-negative integer');
+    sendError(partition, session, rid, handle, 0, ERROR.BAD_REQUEST, 'a position is a non-negative integer');
     return -1;
   }
   return position;
@@ -150,7 +150,7 @@ export function read(partition: Partition, session: number, header: number): voi
   const input = partition.rings.input;
   const handle = input.view.getUint32(header + HEADER_A, true);
   const rid = input.view.getUint32(header + HEADER_B, true);
-  const lease = findLease(partition, session, handle, rid);
+  const lease = findLease(partition, session, handle, 0, rid);
   if (lease === NO_SLOT) return;
   const from = positionArgument(partition, session, rid, handle, header);
   if (from < 0) return;
@@ -161,6 +161,7 @@ export function read(partition: Partition, session: number, header: number): voi
   storedRead.session = session;
   storedRead.handle = handle;
   storedRead.rid = rid;
+  storedRead.readReply = true;
   storedRead.logId = partition.logs.key0[log]!;
   storedRead.from = from;
   storedRead.to = Math.max(from, Math.min(from + limit, committed));
@@ -171,7 +172,7 @@ export function read(partition: Partition, session: number, header: number): voi
 
 export function tail(partition: Partition, session: number, header: number): void {
   const handle = partition.rings.input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0);
+  const lease = findLease(partition, session, handle, 0, 0);
   if (lease === NO_SLOT) return;
   const from = positionArgument(partition, session, 0, handle, header);
   if (from < 0) return;
@@ -179,10 +180,11 @@ export function tail(partition: Partition, session: number, header: number): voi
   const log = leases.logSlot[lease]!;
   if (leases.tailState[lease] === TAIL_OFF) partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! + 1;
   leases.tailNext[lease] = from;
+  leases.tailId[lease] = partition.rings.input.view.getUint32(header + HEADER_B, true);
   if (from >= partition.logs.columns.committed[log]!) {
     leases.tailState[lease] = TAIL_LIVE;
     const output = partition.rings.output;
-    writeEntriesHeader(output.view, reserveOutput(partition, session, ENTRIES_HEADER_BYTES), ENTRIES_CAUGHT_UP, handle, 0, 0, from, 0);
+    writeEntriesHeader(output.view, reserveOutput(partition, session, ENTRIES_HEADER_BYTES), ENTRIES_CAUGHT_UP, handle, leases.tailId[lease]!, 0, from, 0);
   } else {
     leases.tailState[lease] = TAIL_CATCHING_UP;
     queueCatchUp(partition, lease);
@@ -191,7 +193,7 @@ export function tail(partition: Partition, session: number, header: number): voi
 
 export function untail(partition: Partition, session: number, header: number): void {
   const handle = partition.rings.input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0);
+  const lease = findLease(partition, session, handle, 0, 0);
   if (lease === NO_SLOT) return;
   const leases = partition.leases.columns;
   if (leases.tailState[lease] === TAIL_OFF) return;
@@ -202,6 +204,6 @@ export function untail(partition: Partition, session: number, header: number): v
 
 export function release(partition: Partition, session: number, header: number): void {
   const handle = partition.rings.input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0);
+  const lease = findLease(partition, session, handle, 0, 0);
   if (lease !== NO_SLOT) detachLease(partition, lease);
 }

@@ -36,10 +36,10 @@ export function sendNacked(partition: Partition, session: number, reason: number
 }
 
 /** An _error (rare: the msgpack payload is built per call). */
-export function sendError(partition: Partition, session: number, rid: number, handle: number, code: number, message: string, details?: Record<string, unknown>): void {
+export function sendError(partition: Partition, session: number, rid: number, handle: number, lsn: number, code: number, message: string, details?: Record<string, unknown>): void {
   const payload = errorPayload(code, message, details);
   const offset = reserveOutput(partition, session, errorBytes(payload));
-  writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, payload);
+  writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, lsn, payload);
 }
 
 /** Copy a complete frame (from staging) to `session`. */

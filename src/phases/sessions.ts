@@ -62,10 +62,10 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
   const flags = input.view.getUint8(header + HEADER_FLAGS);
   const requestedEpoch = input.view.getUint32(header + HEADER_B, true);
   const names = parseNames(input.bytes.subarray(payload, payload + payloadLength));
-  if (typeof names === 'string') return sendError(partition, session, rid, 0, ERROR.BAD_REQUEST, names);
+  if (typeof names === 'string') return sendError(partition, session, rid, 0, 0, ERROR.BAD_REQUEST, names);
   const [site, name] = names;
   if (shardOf(site, name, SHARD_COUNT) !== shard) {
-    return sendError(partition, session, rid, 0, ERROR.WRONG_SHARD, `log ${site}/${name} is on shard ${shardOf(site, name, SHARD_COUNT)}, not ${shard}`);
+    return sendError(partition, session, rid, 0, 0, ERROR.WRONG_SHARD, `log ${site}/${name} is on shard ${shardOf(site, name, SHARD_COUNT)}, not ${shard}`);
   }
   const grants = partition.grantsBySession.get(session)!;
   const rights = (allows(grants, site, 'r') ? RIGHT_READ : 0) | (allows(grants, site, 'w') ? RIGHT_WRITE : 0);
@@ -73,10 +73,10 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
   const key = `${site}\0${name}`;
   let log = partition.logSlotByName.get(key);
   if (rights === 0 || (log === undefined && (rights & RIGHT_WRITE) === 0)) {
-    return sendError(partition, session, rid, 0, ERROR.FORBIDDEN, `no grant to lease ${site}/${name}`);
+    return sendError(partition, session, rid, 0, 0, ERROR.FORBIDDEN, `no grant to lease ${site}/${name}`);
   }
   if (partition.sessions.columns.leases[sessionSlot]! >= LEASES_PER_SESSION_MAX) {
-    return sendError(partition, session, rid, 0, ERROR.LIMIT, `at most ${LEASES_PER_SESSION_MAX} leases per session`);
+    return sendError(partition, session, rid, 0, 0, ERROR.LIMIT, `at most ${LEASES_PER_SESSION_MAX} leases per session`);
   }
   if (log === undefined) log = createLog(partition, key, shard);
   const logId = partition.logs.key0[log]!;
@@ -84,7 +84,7 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
   const writer = openWriter(partition, logId, shard, device, (flags & LEASE_NEW_WRITER) !== 0, requestedEpoch);
   if (writer === NO_SLOT) {
     const current = partition.writers.columns.epoch[partition.writers.find(logId, device)]!;
-    return sendError(partition, session, rid, 0, ERROR.FENCED, `writer epoch ${requestedEpoch} was replaced by epoch ${current}`, { writerEpoch: current });
+    return sendError(partition, session, rid, 0, 0, ERROR.FENCED, `writer epoch ${requestedEpoch} was replaced by epoch ${current}`, { writerEpoch: current });
   }
   const lease = attachLease(partition, session, sessionSlot, log, writer, rights);
   const payloadBytes = controlPayload({

@@ -48,6 +48,7 @@ const LEASE_SCHEMA = {
   nextOfSession: 'i32',
   tailState: 'u8',
   tailNext: 'f64', // the next position this tailer has not been sent
+  tailId: 'u32', // the device's id for this tail, echoed in every push (stale pushes are told apart)
   catchUpQueued: 'u8',
 } as const;
 

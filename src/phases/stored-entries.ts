@@ -37,8 +37,10 @@ const scratch = new ScratchSink();
 export interface StoredRead {
   session: number;
   handle: number;
-  /** The read's request id, or 0 for a tail. */
+  /** The read's request id, or the tail's id. */
   rid: number;
+  /** A read's answer (flag READ_REPLY), or a tail's push. */
+  readReply: boolean;
   logId: number;
   from: number;
   to: number;
@@ -46,7 +48,7 @@ export interface StoredRead {
 }
 
 /** The one request object callers fill in (no object per read). */
-export const storedRead: StoredRead = { session: 0, handle: 0, rid: 0, logId: 0, from: 0, to: 0, bytesMax: 0 };
+export const storedRead: StoredRead = { session: 0, handle: 0, rid: 0, readReply: false, logId: 0, from: 0, to: 0, bytesMax: 0 };
 
 /**
  * Send committed entries in [from, to) (at most `bytesMax`, at least one entry) to the
@@ -57,7 +59,7 @@ export function sendStoredEntries(partition: Partition, read: StoredRead): numbe
   scratch.reset();
   const count = partition.storage.readEntries(read.logId, read.from, read.to, read.bytesMax, scratch);
   const caughtUp = read.from + count >= read.to;
-  const baseFlags = read.rid === 0 ? 0 : ENTRIES_READ_REPLY;
+  const baseFlags = read.readReply ? ENTRIES_READ_REPLY : 0;
   const output = partition.rings.output;
   let cursor = 0;
   let position = read.from;

@@ -1,0 +1,1158 @@
+// Load generator for tailgrove: N writer connections pipelining appends, M tailer
+// connections tailing logs from 0, over the raw WebSocket client (bench/raw-websocket.js).
+//
+//   npm run build && node bench/load.js [options]
+//
+//   --connections N   writer connections (default 16)
+//   --tailers M       tailer connections (default 4); tailer t tails log t % L
+//   --logs L          logs, spread over the writers (default 16)
+//   --size B          entry bytes (default 100; ≥ 8 carries a send timestamp for tail latency)
+//   --seconds S       measured seconds, after a 1 s warm-up (default 10)
+//   --warmup S        warm-up seconds (default 1)
+//   --pipeline P      writes in flight per writer connection (default 256)
+//   --workers W       server workers when spawning the server (default 2)
+//   --server PATH     the server entry point to spawn (default server.js, from the repo root)
+//   --url ws://…      use a running server instead of spawning one (needs --secret)
+//   --secret S        that server's secret (the content of <dataDir>/secret)
+//   --echo            also measure the bare uWS echo server (bench/echo-server.js) for a ratio
+//   --echo-only       measure only the echo server (no tailgrove server needed)
+//   --batch K         frames per message for --echo-only (default 1: pure message rate)
+//   --mask zero|random  client masking key (see raw-websocket.js; default zero)
+//   --verbose         per-second progress on stderr, server output on exit
+//
+// Prints a compact table on stdout, then one JSON line with every figure; exits 1 when the
+// run saw a protocol anomaly, unacknowledged writes or tailers short of the tails.
+//
+// Reading the figures: a writer keeps at most P writes in flight, so appends/s can never
+// exceed connections × P ÷ mean ack latency. When appends/s sits at that bound, the run
+// measured latency, not capacity: raise --pipeline until appends/s stops growing.
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { pack, unpack } from 'msgpackr';
+import { mintToken, shardOf } from '../dist/index.js';
+import { PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../dist/constants.js';
+import {
+  ENTRIES_CAUGHT_UP,
+  ERROR,
+  ERROR_NAMES,
+  HEADER_A,
+  HEADER_B,
+  HEADER_BYTES,
+  HEADER_C,
+  HEADER_D,
+  HEADER_FLAGS,
+  HEADER_OP,
+  HEADER_POSITION,
+  HEADER_WORD,
+  LEASE_NEW_WRITER,
+  NACK_LSN_GAP,
+  OP_ACK,
+  OP_ACKED,
+  OP_CONNECT,
+  OP_CONNECTED,
+  OP_ENTRIES,
+  OP_ERROR,
+  OP_LEASE,
+  OP_LEASED,
+  OP_NACKED,
+  OP_TAIL,
+  OP_WRITE,
+  PREFIX_HEADER_LENGTH,
+  PREFIX_PAYLOAD_LENGTH,
+  PREFIX_SHARD,
+} from '../dist/net/protocol.js';
+import { RawWebSocket, HEADER_ROOM } from './raw-websocket.js';
+
+const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+const optionSpec = {
+  connections: { type: 'string', default: '16' },
+  tailers: { type: 'string', default: '4' },
+  logs: { type: 'string', default: '16' },
+  size: { type: 'string', default: '100' },
+  seconds: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '1' },
+  pipeline: { type: 'string', default: '256' },
+  workers: { type: 'string', default: '2' },
+  server: { type: 'string', default: 'server.js' },
+  url: { type: 'string' },
+  secret: { type: 'string' },
+  echo: { type: 'boolean', default: false },
+  'echo-only': { type: 'boolean', default: false },
+  batch: { type: 'string', default: '1' },
+  mask: { type: 'string', default: 'zero' },
+  verbose: { type: 'boolean', default: false },
+};
+let options;
+try {
+  ({ values: options } = parseArgs({ options: optionSpec }));
+} catch (error) {
+  console.error(`load: ${error.message}\nsee the options at the top of bench/load.js`);
+  process.exit(2);
+}
+
+function integerOption(name, min) {
+  const value = Number(options[name]);
+  if (!Number.isInteger(value) || value < min) {
+    console.error(`load: --${name} must be an integer ≥ ${min} (got ${options[name]})`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const CONNECTIONS = integerOption('connections', 1);
+const TAILERS = integerOption('tailers', 0);
+const LOGS = integerOption('logs', 1);
+const SIZE = integerOption('size', 0);
+const SECONDS = Number(options.seconds);
+const WARMUP = Number(options.warmup);
+const PIPELINE = integerOption('pipeline', 1);
+const WORKERS = integerOption('workers', 1);
+const ECHO_BATCH = integerOption('batch', 1);
+const MASK = options.mask;
+const VERBOSE = options.verbose;
+if (!(SECONDS > 0) || !(WARMUP >= 0)) {
+  console.error('load: --seconds must be > 0 and --warmup ≥ 0');
+  process.exit(2);
+}
+if (MASK !== 'zero' && MASK !== 'random') {
+  console.error('load: --mask is zero or random');
+  process.exit(2);
+}
+if (options.url && !options.secret) {
+  console.error('load: --url needs --secret (the server\'s <dataDir>/secret)');
+  process.exit(2);
+}
+
+const SITE = 'bench';
+const RUN_ID = Date.now().toString(36) + Math.floor(Math.random() * 1e6).toString(36);
+// Unique log names per run: against a long-running server, tailing "from 0" then measures
+// this run's entries, not an old backlog.
+const logName = (index) => `run-${RUN_ID}-${index}`;
+
+// Frame geometry, from the shared constants.
+const WRITE_HEADER = HEADER_BYTES[OP_WRITE];
+const ACK_HEADER = HEADER_BYTES[OP_ACK];
+const WRITE_FRAME_BYTES = PREFIX_BYTES + WRITE_HEADER + SIZE;
+const ACK_FRAME_BYTES = PREFIX_BYTES + ACK_HEADER;
+const H = PREFIX_BYTES; // op header offset inside a frame
+const MESSAGE_BYTES_TARGET = 1 << 20; // split batches above ~1 MiB per WebSocket message
+const REFILL = Math.max(1, PIPELINE >> 3); // top up once this many pipeline slots are free
+const STALL_MS = 2000; // no ack progress for this long with writes in flight: resend
+
+// ---------------------------------------------------------------------------------------
+// Latency histogram: log-linear over integer microseconds, < 0.8 % relative error,
+// preallocated (recording never allocates).
+
+class Histogram {
+  constructor() {
+    this.counts = new Float64Array(256 + 24 * 128);
+    this.reset();
+  }
+  reset() {
+    this.counts.fill(0);
+    this.total = 0;
+    this.sum = 0;
+    this.max = 0;
+  }
+  record(micros) {
+    let v = micros < 0 ? 0 : Math.round(micros);
+    if (v > 0x7fffffff) v = 0x7fffffff;
+    let index;
+    if (v < 256) index = v;
+    else {
+      const exponent = 31 - Math.clz32(v);
+      const shift = exponent - 7;
+      index = 256 + (exponent - 8) * 128 + ((v >>> shift) - 128);
+    }
+    this.counts[index]++;
+    this.total++;
+    this.sum += v;
+    if (v > this.max) this.max = v;
+  }
+  /** Value (µs) at quantile q, as the middle of its bucket. */
+  quantile(q) {
+    if (this.total === 0) return NaN;
+    const rank = Math.max(1, Math.ceil(q * this.total));
+    let seen = 0;
+    for (let index = 0; index < this.counts.length; index++) {
+      seen += this.counts[index];
+      if (seen >= rank) {
+        if (index < 256) return index;
+        const exponent = ((index - 256) >>> 7) + 8;
+        const shift = exponent - 7;
+        const mantissa = ((index - 256) & 127) + 128;
+        return Math.min(this.max, (mantissa + 0.5) * 2 ** shift);
+      }
+    }
+    return this.max;
+  }
+  summary() {
+    const ms = (micros) => (Number.isNaN(micros) ? null : Math.round(micros) / 1000);
+    return {
+      count: this.total,
+      meanMs: this.total ? ms(this.sum / this.total) : null,
+      p50Ms: ms(this.quantile(0.5)),
+      p99Ms: ms(this.quantile(0.99)),
+      p999Ms: ms(this.quantile(0.999)),
+      maxMs: this.total ? ms(this.max) : null,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Global counters (read at the start and the end of the measured window).
+
+const stats = {
+  acks: 0, // writes acknowledged (_ack for a write in flight)
+  writesSent: 0, // write frames sent, resends included
+  writeMessages: 0, // WebSocket messages carrying writes
+  acksSent: 0, // ack frames sent
+  entries: 0, // entries delivered to tailers
+  entryBytes: 0,
+  duplicateAcks: 0, // _ack for an lsn already acknowledged (after a resend): expected, harmless
+  nacks: 0,
+  overloaded: 0,
+  resends: 0, // go-back-N rewinds (LSN_GAP or stall)
+  errors: new Map(), // name → count (unexpected _error frames)
+  anomalies: [], // protocol violations observed (first few, verbatim)
+  anomalyCount: 0,
+};
+const ackLatency = new Histogram(); // write sent → _ack received
+const tailLatency = new Histogram(); // write sent → entry delivered at a tailer
+let measuring = false;
+
+function anomaly(message) {
+  stats.anomalyCount++;
+  if (stats.anomalies.length < 20) stats.anomalies.push(message);
+  if (VERBOSE) console.error(`anomaly: ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// A session: one connection, the connect handshake and the control requests.
+
+function controlFrame(op, shard, fill, payload) {
+  const headerLength = HEADER_BYTES[op];
+  const length = PREFIX_BYTES + headerLength + (payload ? payload.length : 0);
+  const buffer = Buffer.alloc(HEADER_ROOM + length);
+  const f = HEADER_ROOM;
+  buffer.writeUInt16LE(headerLength, f + PREFIX_HEADER_LENGTH);
+  buffer.writeUInt32LE(payload ? payload.length : 0, f + PREFIX_PAYLOAD_LENGTH);
+  buffer.writeUInt16LE(shard, f + PREFIX_SHARD);
+  buffer[f + H + HEADER_OP] = op;
+  fill(buffer, f + H);
+  if (payload) payload.copy(buffer, f + H + headerLength);
+  return buffer;
+}
+
+class Session {
+  constructor(name, url, token) {
+    this.name = name;
+    this.url = url;
+    this.token = token;
+    this.nextRid = 1;
+    this.requests = new Map(); // rid → { resolve, reject, what }
+    this.closed = false;
+    this.limits = null;
+  }
+
+  async open() {
+    this.ws = await RawWebSocket.connect(this.url, {
+      mask: MASK,
+      onMessage: (buffer, start, end) => this.onMessage(buffer, start, end),
+      onClose: (code, reason, error) => this.onClose(code, reason, error),
+    });
+    const rid = this.nextRid++;
+    const answer = this.request(rid, 'connect');
+    this.sendControl(
+      controlFrame(OP_CONNECT, 0, (b, h) => {
+        b.writeUInt16LE(PROTOCOL_VERSION, h + HEADER_WORD);
+        b.writeUInt32LE(rid, h + HEADER_A);
+      }, pack({ token: this.token })),
+    );
+    this.limits = await answer;
+    return this;
+  }
+
+  request(rid, what) {
+    return new Promise((resolve, reject) => this.requests.set(rid, { resolve, reject, what }));
+  }
+
+  sendControl(buffer) {
+    this.ws.sendFramed(buffer, HEADER_ROOM, buffer.length);
+  }
+
+  /** Lease `log` on SITE; resolves { handle, shard, tail, writerEpoch, nextLsn, info }. */
+  async lease(log, newWriter) {
+    const rid = this.nextRid++;
+    const shard = shardOf(SITE, log, this.limits.shardCount ?? SHARD_COUNT);
+    const answer = this.request(rid, `lease ${log}`);
+    this.sendControl(
+      controlFrame(OP_LEASE, shard, (b, h) => {
+        b[h + HEADER_FLAGS] = newWriter ? LEASE_NEW_WRITER : 0;
+        b.writeUInt32LE(rid, h + HEADER_A);
+        b.writeUInt32LE(0, h + HEADER_B);
+      }, pack([SITE, log])),
+    );
+    const leased = await answer;
+    return { ...leased, shard, log };
+  }
+
+  onClose(code, reason, error) {
+    if (this.closed) return;
+    this.closed = true;
+    const why = `${this.name}: connection closed (${code}${reason ? ` ${reason}` : ''})${error ? `: ${error.message}` : ''}`;
+    for (const { reject } of this.requests.values()) reject(new Error(why));
+    this.requests.clear();
+    if (!shuttingDown && !serverDied) anomaly(why);
+  }
+
+  close() {
+    if (!this.closed && this.ws) this.ws.close(1000);
+  }
+
+  onMessage(b, start, end) {
+    const now = performance.now();
+    let offset = start;
+    while (offset < end) {
+      if (end - offset < PREFIX_BYTES + 4) {
+        anomaly(`${this.name}: ${end - offset} trailing bytes in a message (not a whole frame)`);
+        return;
+      }
+      const headerLength = b.readUInt16LE(offset + PREFIX_HEADER_LENGTH);
+      const payloadLength = b.readUInt32LE(offset + PREFIX_PAYLOAD_LENGTH);
+      const h = offset + H;
+      const payload = h + headerLength;
+      const next = payload + payloadLength;
+      if (next > end) {
+        anomaly(`${this.name}: frame of ${next - offset} bytes overruns its message (${end - offset} left)`);
+        return;
+      }
+      const op = b[h + HEADER_OP];
+      const expected = HEADER_BYTES[op];
+      if (expected === undefined || op < 0x80) {
+        anomaly(`${this.name}: unknown server op 0x${op.toString(16)}`);
+      } else if (headerLength !== expected) {
+        anomaly(`${this.name}: op 0x${op.toString(16)} with header length ${headerLength}, expected ${expected}`);
+      } else {
+        this.frame(op, b, h, payload, next, now);
+      }
+      offset = next;
+    }
+    this.afterMessage();
+  }
+
+  afterMessage() {}
+
+  frame(op, b, h, payload, end, now) {
+    switch (op) {
+      case OP_ACKED:
+        return this.onAcked(b.readUInt32LE(h + HEADER_A), b.readUInt32LE(h + HEADER_B), b.readDoubleLE(h + HEADER_POSITION), now);
+      case OP_ENTRIES:
+        return this.onEntries(b, h, payload, end, now);
+      case OP_NACKED:
+        return this.onNacked(b, h);
+      case OP_CONNECTED: {
+        const rid = b.readUInt32LE(h + HEADER_A);
+        const info = unpack(b.subarray(payload, end));
+        return this.answer(rid, info);
+      }
+      case OP_LEASED: {
+        const rid = b.readUInt32LE(h + HEADER_A);
+        const info = unpack(b.subarray(payload, end));
+        return this.answer(rid, {
+          handle: b.readUInt32LE(h + HEADER_B),
+          writerEpoch: b.readUInt32LE(h + HEADER_C),
+          tail: b.readDoubleLE(h + HEADER_POSITION),
+          nextLsn: b.readUInt32LE(h + HEADER_D),
+          info,
+        });
+      }
+      case OP_ERROR:
+        return this.onError(b, h, payload, end);
+    }
+  }
+
+  answer(rid, value) {
+    const request = this.requests.get(rid);
+    if (!request) return anomaly(`${this.name}: answer for unknown rid ${rid}`);
+    this.requests.delete(rid);
+    request.resolve(value);
+  }
+
+  onError(b, h, payload, end) {
+    const code = b.readUInt16LE(h + HEADER_WORD);
+    const rid = b.readUInt32LE(h + HEADER_A);
+    const handle = b.readUInt32LE(h + HEADER_B);
+    if (code === ERROR.OVERLOADED) {
+      stats.overloaded++;
+      this.onOverloaded(handle);
+      return;
+    }
+    let detail;
+    try {
+      detail = unpack(b.subarray(payload, end));
+    } catch {
+      detail = { message: '(undecodable payload)' };
+    }
+    const name = ERROR_NAMES[code] ?? `code ${code}`;
+    const request = rid !== 0 ? this.requests.get(rid) : undefined;
+    if (request) {
+      this.requests.delete(rid);
+      request.reject(new Error(`${this.name}: ${request.what}: _error ${name}: ${detail?.message ?? ''}`));
+      return;
+    }
+    stats.errors.set(name, (stats.errors.get(name) ?? 0) + 1);
+    if ((stats.errors.get(name) ?? 0) <= 3) {
+      anomaly(`${this.name}: _error ${name} (rid ${rid}, handle ${handle}): ${JSON.stringify(detail)}`);
+    }
+  }
+
+  onOverloaded() {}
+  onAcked(handle, lsn) {
+    anomaly(`${this.name}: unexpected _ack (handle ${handle}, lsn ${lsn})`);
+  }
+  onNacked(b, h) {
+    anomaly(`${this.name}: unexpected _nack (handle ${b.readUInt32LE(h + HEADER_A)})`);
+  }
+  onEntries(b, h) {
+    anomaly(`${this.name}: unexpected _entries (handle ${b.readUInt32LE(h + HEADER_A)})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writers: each writer connection holds one or more leases and keeps PIPELINE writes in
+// flight over all of them, round robin. Per lease, the send time of each lsn sits in a
+// preallocated ring indexed by lsn; an ack frame goes out with every batch whose lease
+// advanced, so the server can drop completion records.
+
+const IDLE = 0;
+const IN_FLIGHT = 1;
+const DONE = 2;
+
+function pow2AtLeast(n) {
+  let size = 1;
+  while (size < n) size *= 2;
+  return size;
+}
+
+class Lease {
+  constructor(leased, logIndex) {
+    this.handle = leased.handle;
+    this.shard = leased.shard;
+    this.logIndex = logIndex;
+    this.log = leased.log;
+    this.nextLsn = leased.nextLsn || 1; // next lsn to send
+    this.doneUpTo = this.nextLsn - 1; // every lsn ≤ this has its _ack
+    this.ackSent = this.doneUpTo; // last lsn sent in an ack frame
+    this.ringSize = pow2AtLeast(PIPELINE * 2);
+    this.mask = this.ringSize - 1;
+    this.sentAt = new Float64Array(this.ringSize);
+    // Per lsn in (doneUpTo, doneUpTo + ringSize): IDLE, IN_FLIGHT or DONE. Counting in
+    // flight per lsn keeps the pipeline exact across rewinds and late or duplicate acks.
+    this.state = new Uint8Array(this.ringSize);
+    this.highestSent = this.doneUpTo;
+    // Go-back-N after a dropped write: every write frame gets exactly one answer (_ack,
+    // _nack or _error) and refusals come back in order, so after rewinding at a nack the
+    // answers to the frames sent after the nacked one are stale: ignore that many.
+    this.framesSent = 0; // write frames sent on this lease (wraps at 2^32)
+    this.sendSeq = new Uint32Array(this.ringSize); // framesSent after the latest send of each lsn
+    this.ignoreReplies = 0;
+    this.limit = Infinity; // highest lsn allowed (set to highestSent on stop: resends only)
+    // Frame template: prefix + header + payload; per write only lsn and the timestamp change.
+    this.template = Buffer.alloc(WRITE_FRAME_BYTES);
+    const t = this.template;
+    t.writeUInt16LE(WRITE_HEADER, PREFIX_HEADER_LENGTH);
+    t.writeUInt32LE(SIZE, PREFIX_PAYLOAD_LENGTH);
+    t.writeUInt16LE(this.shard, PREFIX_SHARD);
+    t[H + HEADER_OP] = OP_WRITE;
+    t.writeUInt32LE(this.handle, H + HEADER_A);
+    for (let i = H + WRITE_HEADER; i < WRITE_FRAME_BYTES; i++) t[i] = (i * 31 + logIndex) & 0xff;
+  }
+
+  /** Rewind sending to lsn `from` (go-back-N); returns the writes taken out of flight. */
+  rewind(from) {
+    let freed = 0;
+    for (let lsn = from; lsn < this.nextLsn; lsn++) {
+      if (this.state[lsn & this.mask] === IN_FLIGHT) {
+        this.state[lsn & this.mask] = IDLE;
+        freed++;
+      }
+    }
+    this.nextLsn = from;
+    stats.resends++;
+    return freed;
+  }
+}
+
+class Writer extends Session {
+  constructor(index, url, token) {
+    super(`writer ${index}`, url, token);
+    this.leases = [];
+    this.byHandle = new Map();
+    this.inflight = 0;
+    this.roundRobin = 0;
+    this.stopped = true;
+    this.lastProgress = 0;
+    this.progressAt = 0;
+    this.acked = 0;
+    // Buffer pool: a message buffer returns to the pool once the socket has written it.
+    const frames = Math.max(1, Math.min(PIPELINE, Math.floor(MESSAGE_BYTES_TARGET / WRITE_FRAME_BYTES)));
+    this.framesPerMessage = frames;
+    this.poolBufferBytes = HEADER_ROOM + frames * WRITE_FRAME_BYTES + LOGS * ACK_FRAME_BYTES;
+    this.pool = [];
+  }
+
+  async addLease(logIndex) {
+    const leased = await this.lease(logName(logIndex), true);
+    if (leased.nextLsn !== 1) anomaly(`${this.name}: NEW_WRITER lease of ${leased.log} returned nextLsn ${leased.nextLsn}, expected 1`);
+    const lease = new Lease(leased, logIndex);
+    this.leases.push(lease);
+    this.byHandle.set(lease.handle, lease);
+  }
+
+  start() {
+    this.stopped = false;
+    this.progressAt = performance.now();
+    this.pump();
+  }
+
+  takeBuffer() {
+    const pooled = this.pool.pop();
+    if (pooled) return pooled;
+    const entry = { buffer: Buffer.allocUnsafeSlow(this.poolBufferBytes), release: null };
+    entry.release = () => this.pool.push(entry);
+    return entry;
+  }
+
+  afterMessage() {
+    if (!this.stopped || this.hasAcksToSend()) this.pump();
+  }
+
+  hasAcksToSend() {
+    for (const lease of this.leases) if (lease.doneUpTo > lease.ackSent) return true;
+    return false;
+  }
+
+  /** Send what the pipeline allows, in as few messages as possible, with pending acks. */
+  pump() {
+    if (this.closed) return;
+    // Once stopped, only resends (lsn ≤ lease.limit) go out, one slot suffices.
+    const threshold = this.stopped ? 1 : REFILL;
+    let free = PIPELINE - this.inflight;
+    let acksDue = this.hasAcksToSend();
+    if (free < threshold && !(acksDue && (this.stopped || this.inflight === 0))) return;
+    const now = performance.now();
+    const leases = this.leases;
+    while (free >= threshold || acksDue) {
+      const entry = this.takeBuffer();
+      const b = entry.buffer;
+      let offset = HEADER_ROOM;
+      if (acksDue) {
+        for (const lease of leases) {
+          if (lease.doneUpTo <= lease.ackSent) continue;
+          b.writeUInt16LE(ACK_HEADER, offset + PREFIX_HEADER_LENGTH);
+          b.writeUInt32LE(0, offset + PREFIX_PAYLOAD_LENGTH);
+          b.writeUInt16LE(lease.shard, offset + PREFIX_SHARD);
+          b[offset + H + HEADER_OP] = OP_ACK;
+          b[offset + H + HEADER_FLAGS] = 0;
+          b.writeUInt16LE(0, offset + H + HEADER_WORD);
+          b.writeUInt32LE(lease.handle, offset + H + HEADER_A);
+          b.writeUInt32LE(lease.doneUpTo, offset + H + HEADER_B);
+          lease.ackSent = lease.doneUpTo;
+          offset += ACK_FRAME_BYTES;
+          stats.acksSent++;
+        }
+        acksDue = false;
+      }
+      let writes = 0;
+      let skips = 0;
+      const count = free > 0 ? Math.min(free, this.framesPerMessage) : 0;
+      while (writes < count && skips < leases.length) {
+        const lease = leases[this.roundRobin];
+        this.roundRobin = this.roundRobin + 1 === leases.length ? 0 : this.roundRobin + 1;
+        let lsn = lease.nextLsn;
+        // After a rewind, skip lsns whose _ack came meanwhile.
+        if (lsn <= lease.doneUpTo) lsn = lease.doneUpTo + 1;
+        while (lsn - lease.doneUpTo < lease.ringSize && lease.state[lsn & lease.mask] === DONE) lsn++;
+        // Ring full (only after stalls), or stopped with nothing to resend on this lease.
+        if (lsn - lease.doneUpTo >= lease.ringSize || lsn > lease.limit) {
+          lease.nextLsn = lsn;
+          skips++;
+          continue;
+        }
+        skips = 0;
+        const slot = lsn & lease.mask;
+        lease.nextLsn = lsn + 1;
+        if (lsn > lease.highestSent) lease.highestSent = lsn;
+        lease.template.copy(b, offset);
+        b.writeUInt32LE(lsn, offset + H + HEADER_B);
+        if (SIZE >= 8) b.writeDoubleLE(now, offset + H + WRITE_HEADER);
+        lease.sentAt[slot] = now;
+        lease.framesSent = (lease.framesSent + 1) >>> 0;
+        lease.sendSeq[slot] = lease.framesSent;
+        if (lease.state[slot] !== IN_FLIGHT) {
+          lease.state[slot] = IN_FLIGHT;
+          this.inflight++;
+        }
+        offset += WRITE_FRAME_BYTES;
+        writes++;
+      }
+      free -= writes;
+      stats.writesSent += writes;
+      if (writes > 0) stats.writeMessages++;
+      if (offset === HEADER_ROOM) {
+        entry.release();
+        break;
+      }
+      this.ws.sendFramed(b, HEADER_ROOM, offset, entry.release);
+      if (writes < count) break;
+    }
+  }
+
+  /** Stop new writes; keep resending what a dropped write forces to resend. */
+  stop() {
+    this.stopped = true;
+    for (const lease of this.leases) lease.limit = lease.highestSent;
+  }
+
+  onAcked(handle, lsn, _position, now) {
+    const lease = this.byHandle.get(handle);
+    if (lease === undefined) return anomaly(`${this.name}: _ack for unknown handle ${handle}`);
+    if (lsn > lease.highestSent) {
+      return anomaly(`${this.name}: _ack for lsn ${lsn} never sent on ${lease.log} (highest sent ${lease.highestSent})`);
+    }
+    const slot = lsn & lease.mask;
+    if (lsn <= lease.doneUpTo || lease.state[slot] === DONE) {
+      stats.duplicateAcks++;
+      return;
+    }
+    if (lease.state[slot] === IN_FLIGHT) this.inflight--;
+    lease.state[slot] = DONE;
+    while (lease.state[(lease.doneUpTo + 1) & lease.mask] === DONE) {
+      lease.doneUpTo++;
+      lease.state[lease.doneUpTo & lease.mask] = IDLE;
+    }
+    this.acked++;
+    stats.acks++;
+    logAcked[lease.logIndex]++;
+    if (measuring) ackLatency.record((now - lease.sentAt[lsn & lease.mask]) * 1000);
+  }
+
+  onNacked(b, h) {
+    stats.nacks++;
+    const reason = b[h + HEADER_FLAGS];
+    const handle = b.readUInt32LE(h + HEADER_A);
+    const lsn = b.readUInt32LE(h + HEADER_B);
+    const expected = b.readUInt32LE(h + HEADER_C);
+    const lease = this.byHandle.get(handle);
+    if (lease === undefined) return anomaly(`${this.name}: _nack for unknown handle ${handle}`);
+    if (reason !== NACK_LSN_GAP) {
+      return anomaly(`${this.name}: _nack reason ${reason} for lsn ${lsn} on ${lease.log} (no conditional writes were sent)`);
+    }
+    // A write before `expected` was dropped (OVERLOADED): the server refuses everything
+    // after it until `expected` comes again. Go back to `expected`; the answers to the
+    // frames sent after this one belong to the old window and are ignored.
+    if (lease.ignoreReplies > 0) {
+      lease.ignoreReplies--;
+      return;
+    }
+    if (expected <= lease.doneUpTo || expected > lease.highestSent) {
+      return anomaly(`${this.name}: _nack LSN_GAP for lsn ${lsn} expects ${expected}, outside the window (${lease.doneUpTo}, ${lease.highestSent}]`);
+    }
+    lease.ignoreReplies = (lease.framesSent - lease.sendSeq[lsn & lease.mask]) >>> 0;
+    this.inflight -= lease.rewind(expected);
+    this.pump();
+  }
+
+  onOverloaded(handle) {
+    // A dropped write: the nacks of the writes after it trigger the resend. If it belongs
+    // to an old window being ignored, it counts as one of that window's answers.
+    const lease = this.byHandle.get(handle);
+    if (lease !== undefined && lease.ignoreReplies > 0) lease.ignoreReplies--;
+  }
+
+  /** Called every 500 ms: resend everything unacknowledged after a long stall. */
+  watchdog(now) {
+    if (this.closed || this.inflight === 0 || this.acked !== this.lastProgress) {
+      this.lastProgress = this.acked;
+      this.progressAt = now;
+      return;
+    }
+    if (now - this.progressAt < STALL_MS) return;
+    anomaly(`${this.name}: no _ack for ${Math.round(now - this.progressAt)} ms with ${this.inflight} writes in flight; resending`);
+    for (const lease of this.leases) {
+      lease.ignoreReplies = 0;
+      if (lease.nextLsn > lease.doneUpTo + 1) this.inflight -= lease.rewind(lease.doneUpTo + 1);
+    }
+    this.progressAt = now;
+    this.pump();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tailers: lease a log, tail from 0, count entries, check positions are gap-free.
+
+class Tailer extends Session {
+  constructor(index, url, token, logIndex) {
+    super(`tailer ${index}`, url, token);
+    this.logIndex = logIndex;
+    this.position = 0; // next expected position
+    this.caughtUp = false;
+  }
+
+  async start() {
+    const leased = await this.lease(logName(this.logIndex), false);
+    this.handle = leased.handle;
+    const frame = controlFrame(OP_TAIL, leased.shard, (b, h) => {
+      b.writeUInt32LE(this.handle, h + HEADER_A);
+      b.writeDoubleLE(0, h + HEADER_POSITION);
+    });
+    this.sendControl(frame);
+  }
+
+  onEntries(b, h, payload, end, now) {
+    const flags = b[h + HEADER_FLAGS];
+    const handle = b.readUInt32LE(h + HEADER_A);
+    const count = b.readUInt32LE(h + HEADER_C);
+    const from = b.readDoubleLE(h + HEADER_POSITION);
+    if (handle !== this.handle) return anomaly(`${this.name}: _entries for handle ${handle}, tailing ${this.handle}`);
+    if (from !== this.position) {
+      anomaly(`${this.name}: _entries from ${from}, expected ${this.position} (${from > this.position ? 'gap' : 'duplicate'})`);
+    }
+    if (flags & ENTRIES_CAUGHT_UP) this.caughtUp = true;
+    let offset = payload;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      if (offset + 4 > end) return anomaly(`${this.name}: _entries payload shorter than its ${count} entries`);
+      const length = b.readUInt32LE(offset);
+      offset += 4;
+      if (offset + length > end) return anomaly(`${this.name}: entry of ${length} bytes overruns the frame`);
+      if (measuring && length >= 8) tailLatency.record((now - b.readDoubleLE(offset)) * 1000);
+      offset += length;
+      bytes += length;
+    }
+    if (offset !== end) anomaly(`${this.name}: ${end - offset} bytes after the ${count} entries of an _entries frame`);
+    this.position = from + count;
+    stats.entries += count;
+    stats.entryBytes += bytes;
+  }
+}
+
+const logAcked = new Float64Array(LOGS);
+
+// ---------------------------------------------------------------------------------------
+// Child processes: the tailgrove server and the echo server.
+
+let shuttingDown = false;
+const children = new Set();
+
+function startChild(args, readyPattern, what) {
+  const child = spawn(process.execPath, args, { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    children.delete(child);
+    resolve(code ?? signal);
+  }));
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} not ready after 30 s:\n${output}`)), 30000);
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+      const match = readyPattern.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}) before ready:\n${output}`));
+    });
+  });
+  return { child, ready, exited, output: () => output };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves the exit code or signal. */
+async function stopChild(handle, graceMs = 5000) {
+  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return handle.exited;
+  handle.child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    console.error(`load: child ${handle.child.pid} did not exit ${graceMs} ms after SIGTERM; SIGKILL`);
+    handle.child.kill('SIGKILL');
+  }, graceMs);
+  const result = await handle.exited;
+  clearTimeout(timer);
+  return result;
+}
+
+/** CPU seconds (user + system, all threads) of a process, from /proc. */
+function processCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
+}
+
+function clientCpuSeconds() {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------
+// Echo reference: the same connections and message shapes against a bare uWS echo server.
+
+async function runEcho(url, { connections, batchFrames, frameBytes, pipelineFrames, seconds, warmup }) {
+  const messageBytes = batchFrames * frameBytes;
+  const window = Math.max(2, Math.ceil(pipelineFrames / batchFrames)); // ≥ 2: never pure ping-pong
+  const rtt = new Histogram();
+  let messages = 0;
+  let echoMeasuring = false;
+  let running = true;
+  const sockets = [];
+  const template = Buffer.alloc(HEADER_ROOM + messageBytes, 0x5a);
+  for (let c = 0; c < connections; c++) {
+    const sentAt = new Float64Array(pow2AtLeast(window));
+    const ringMask = sentAt.length - 1;
+    let head = 0; // next send slot
+    let tail = 0; // next echo expected
+    let ws;
+    const send = () => {
+      // Zero mask never modifies the buffer, so one buffer serves every send; a random
+      // mask masks in place, so it needs a fresh copy per message.
+      const buffer = MASK === 'zero' ? template : Buffer.from(template);
+      sentAt[head++ & ringMask] = performance.now();
+      ws.sendFramed(buffer, HEADER_ROOM, buffer.length);
+    };
+    ws = await RawWebSocket.connect(url, {
+      mask: MASK,
+      onMessage: (b, start, end) => {
+        if (end - start !== messageBytes) anomaly(`echo: message of ${end - start} bytes, sent ${messageBytes}`);
+        const now = performance.now();
+        if (echoMeasuring) {
+          messages++;
+          rtt.record((now - sentAt[tail & ringMask]) * 1000);
+        }
+        tail++;
+        if (running) send();
+      },
+      onClose: (code, reason, error) => {
+        if (running) anomaly(`echo: connection closed (${code}) ${error?.message ?? reason}`);
+      },
+    });
+    sockets.push({ ws, start: () => { for (let i = 0; i < window; i++) send(); } });
+  }
+  for (const s of sockets) s.start();
+  await sleep(warmup * 1000);
+  echoMeasuring = true;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  echoMeasuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  running = false;
+  const counted = messages;
+  for (const s of sockets) s.ws.close(1000);
+  await sleep(100);
+  return {
+    connections,
+    batchFrames,
+    frameBytes,
+    messageBytes,
+    messagesInFlightPerConnection: window,
+    messagesPerSec: Math.round(counted / elapsed),
+    framesPerSec: Math.round((counted * batchFrames) / elapsed),
+    mbPerSec: Math.round((counted * messageBytes) / elapsed / 1e6),
+    rtt: rtt.summary(),
+  };
+}
+
+async function withEchoServer(fn) {
+  const echo = startChild(['bench/echo-server.js', '--host', '127.0.0.1', '--port', '0'], /echo ready (ws:\/\/\S+)/, 'echo server');
+  try {
+    const url = await echo.ready;
+    const cpu0 = processCpuSeconds(echo.child.pid);
+    const t0 = performance.now();
+    const result = await fn(url);
+    result.serverCpuPercent = Math.round(((processCpuSeconds(echo.child.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100);
+    if (/fallback/i.test(echo.output())) result.warning = echo.output().trim();
+    return result;
+  } finally {
+    await stopChild(echo, 2000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The tailgrove run.
+
+let serverDeath = new Promise(() => {}); // resolves with a message if the spawned server dies
+let serverDied = null;
+const sleepUnlessServerDies = (ms) => Promise.race([sleep(ms), serverDeath]);
+
+async function runLoad() {
+  let server = null;
+  let url = options.url;
+  let secret = options.secret;
+  let dataDir = null;
+  if (!url) {
+    dataDir = mkdtempSync(join(tmpdir(), 'tailgrove-bench-'));
+    server = startChild(
+      [options.server, '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', String(WORKERS)],
+      /tailgrove ready (ws:\/\/\S+)/,
+      'tailgrove server',
+    );
+    url = await server.ready;
+    secret = readFileSync(join(dataDir, 'secret'), 'utf8').trim();
+    const started = performance.now();
+    serverDeath = server.exited.then((code) => {
+      if (shuttingDown) return new Promise(() => {}); // an exit we asked for
+      const message = `server exited (${code}) ${((performance.now() - started) / 1000).toFixed(1)} s after ready, during the run`;
+      anomaly(message);
+      serverDied = message;
+      return message;
+    });
+  }
+  if (!url.endsWith('/') && new URL(url).pathname === '/') url = `${url}/`;
+  const token = (role) =>
+    mintToken({ sub: 'bench', device: `bench-${RUN_ID}-${role}`, grants: [{ site: SITE, rights: 'rw' }] }, secret, { expiresInSeconds: 3600 });
+
+  const writers = [];
+  const tailers = [];
+  const result = { ok: false };
+  let progressTimer = null;
+  let watchdogTimer = null;
+  try {
+    // Connect everyone, then lease: writer i takes logs i, i+N, … (or log i % L when there
+    // are more writers than logs: then several devices write the same log).
+    for (let i = 0; i < CONNECTIONS; i++) writers.push(new Writer(i, url, token(`w${i}`)));
+    for (let t = 0; t < TAILERS; t++) tailers.push(new Tailer(t, url, token(`t${t}`), t % LOGS));
+    await Promise.all([...writers, ...tailers].map((session) => session.open()));
+    const limits = writers[0].limits;
+    if (limits.entryBytesMax !== undefined && SIZE > limits.entryBytesMax) {
+      throw new Error(`--size ${SIZE} exceeds the server's entryBytesMax ${limits.entryBytesMax}`);
+    }
+    await Promise.all(
+      writers.map(async (writer, i) => {
+        if (CONNECTIONS >= LOGS) await writer.addLease(i % LOGS);
+        else for (let j = i; j < LOGS; j += CONNECTIONS) await writer.addLease(j);
+      }),
+    );
+    await Promise.all(tailers.map((tailer) => tailer.start()));
+
+    for (const writer of writers) writer.start();
+    watchdogTimer = setInterval(() => {
+      const now = performance.now();
+      for (const writer of writers) writer.watchdog(now);
+    }, 500);
+    if (VERBOSE) {
+      let last = { acks: 0, entries: 0 };
+      progressTimer = setInterval(() => {
+        console.error(`  ${Math.round((stats.acks - last.acks))} acks/s  ${Math.round(stats.entries - last.entries)} entries/s`);
+        last = { acks: stats.acks, entries: stats.entries };
+      }, 1000);
+    }
+
+    await sleepUnlessServerDies(WARMUP * 1000);
+    ackLatency.reset();
+    tailLatency.reset();
+    const before = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN };
+    measuring = true;
+    await sleepUnlessServerDies(SECONDS * 1000);
+    measuring = false;
+    const after = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN };
+    const elapsed = (after.t - before.t) / 1000;
+
+    // Drain: stop writing, wait for the last acks and for the tailers to reach the tails.
+    for (const writer of writers) writer.stop();
+    const drainStart = performance.now();
+    const tailedLogs = new Set(tailers.map((t) => t.logIndex));
+    const drained = () =>
+      writers.every((w) => w.inflight === 0 || w.closed) && tailers.every((t) => t.closed || t.position >= logAcked[t.logIndex]);
+    while (!drained() && !serverDied && performance.now() - drainStart < 5000) await sleep(20);
+    for (const writer of writers) writer.pump(); // final ack frames
+    const drainMs = Math.round(performance.now() - drainStart);
+    const inflightLeft = writers.reduce((sum, w) => sum + w.inflight, 0);
+    const tailLag = tailers.map((t) => logAcked[t.logIndex] - t.position);
+    for (const t of tailers) {
+      if (t.position > logAcked[t.logIndex]) {
+        anomaly(`${t.name}: delivered ${t.position} entries of ${t.logIndex === undefined ? '?' : logName(t.logIndex)} but only ${logAcked[t.logIndex]} were acknowledged`);
+      }
+    }
+
+    const appendsPerSec = (after.acks - before.acks) / elapsed;
+    const deliveredPerSec = (after.entries - before.entries) / elapsed;
+    let appendsOnTailedLogs = 0;
+    for (const index of tailedLogs) appendsOnTailedLogs += logAcked[index];
+    Object.assign(result, {
+      serverDied,
+      ok: !serverDied && stats.anomalyCount === 0 && inflightLeft === 0 && tailLag.every((lag) => lag === 0),
+      config: { connections: CONNECTIONS, tailers: TAILERS, logs: LOGS, size: SIZE, seconds: SECONDS, warmup: WARMUP, pipeline: PIPELINE, workers: server ? WORKERS : null, mask: MASK, url: options.url ?? null },
+      elapsedSec: Math.round(elapsed * 1000) / 1000,
+      appendsPerSec: Math.round(appendsPerSec),
+      appendMBPerSec: Math.round((appendsPerSec * SIZE) / 1e5) / 10,
+      deliveredPerSec: Math.round(deliveredPerSec),
+      deliveredMBPerSec: Math.round(((after.entryBytes - before.entryBytes) / elapsed) / 1e5) / 10,
+      tailFanout: TAILERS,
+      writesPerMessage: Math.round(((after.writesSent - before.writesSent) / Math.max(1, after.writeMessages - before.writeMessages)) * 10) / 10,
+      ackLatency: ackLatency.summary(),
+      tailLatency: SIZE >= 8 ? tailLatency.summary() : null,
+      clientCpuPercent: Math.round(((after.client - before.client) / elapsed) * 100),
+      serverCpuPercent: server && !serverDied ? Math.round(((after.server - before.server) / elapsed) * 100) : null,
+      totals: { acks: stats.acks, writesSent: stats.writesSent, entriesDelivered: stats.entries, appendsOnTailedLogs, acksSent: stats.acksSent },
+      drain: { ms: drainMs, inflightLeft, tailLag },
+      nacks: stats.nacks,
+      overloaded: stats.overloaded,
+      resends: stats.resends,
+      duplicateAcks: stats.duplicateAcks,
+      errors: Object.fromEntries(stats.errors),
+      anomalies: stats.anomalies,
+      anomalyCount: stats.anomalyCount,
+    });
+  } finally {
+    shuttingDown = true;
+    clearInterval(progressTimer);
+    clearInterval(watchdogTimer);
+    for (const session of [...writers, ...tailers]) session.close();
+    await sleep(200);
+    for (const session of [...writers, ...tailers]) if (session.ws && !session.ws.closed) session.ws.destroy();
+    if (server) {
+      const exit = await stopChild(server, 5000);
+      result.serverExit = exit;
+      if (VERBOSE || (exit !== 0 && exit !== 'SIGTERM')) {
+        console.error(`--- server output (exit ${exit}) ---\n${server.output().trim()}\n---`);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+const fmt = (n) => (n === null || n === undefined || Number.isNaN(n) ? '—' : Math.round(n).toLocaleString('en-US'));
+const ms = (v) => (v === null || v === undefined ? '—' : v < 10 ? v.toFixed(2) : v.toFixed(1));
+const lat = (s) => (s && s.count ? `p50 ${ms(s.p50Ms)}  p99 ${ms(s.p99Ms)}  p99.9 ${ms(s.p999Ms)}  max ${ms(s.maxMs)} ms  (${fmt(s.count)} samples)` : '—');
+
+function printLoad(r) {
+  const c = r.config;
+  if (r.serverDied) console.log(`!! ${r.serverDied}: the figures below cover only the time before`);
+  console.log(
+    `tailgrove load: ${c.connections} writers over ${c.logs} logs, ${c.tailers} tailers, ${c.size} B entries, ` +
+      `pipeline ${c.pipeline}, ${c.workers ?? 'external'} workers, ${r.elapsedSec} s measured after ${c.warmup} s warm-up`,
+  );
+  console.log(`  appends/s        ${fmt(r.appendsPerSec).padStart(12)}   (${r.appendMBPerSec} MB/s of entries, acks received)`);
+  console.log(`  delivered/s      ${fmt(r.deliveredPerSec).padStart(12)}   (entries at ${c.tailers} tailers, ${r.deliveredMBPerSec} MB/s)`);
+  console.log(`  append→ack       ${lat(r.ackLatency)}`);
+  console.log(`  append→tailer    ${lat(r.tailLatency)}`);
+  console.log(`  writes/message   ${r.writesPerMessage}`);
+  console.log(`  cpu              client ${r.clientCpuPercent}%  server ${r.serverCpuPercent ?? '—'}%  (100% = one core)`);
+  console.log(`  drain            ${r.drain.ms} ms, ${r.drain.inflightLeft} writes unacknowledged, tail lag [${r.drain.tailLag.join(', ')}]`);
+  const trouble = [];
+  if (r.nacks) trouble.push(`${r.nacks} nacks`);
+  if (r.overloaded) trouble.push(`${r.overloaded} OVERLOADED`);
+  if (r.resends) trouble.push(`${r.resends} resends`);
+  if (r.duplicateAcks) trouble.push(`${r.duplicateAcks} duplicate acks`);
+  for (const [name, count] of Object.entries(r.errors)) trouble.push(`${count} × ${name}`);
+  console.log(`  trouble          ${trouble.length ? trouble.join(', ') : 'none'}`);
+  if (r.anomalies.length) {
+    console.log(`  anomalies (${r.anomalyCount}):`);
+    for (const line of r.anomalies) console.log(`    - ${line}`);
+  }
+}
+
+function printEcho(e) {
+  console.log(
+    `uWS echo: ${e.connections} connections, ${e.batchFrames} × ${e.frameBytes} B frames per message, ` +
+      `${e.messagesInFlightPerConnection} messages in flight each`,
+  );
+  console.log(`  messages/s       ${fmt(e.messagesPerSec).padStart(12)}   (${e.mbPerSec} MB/s each way)`);
+  console.log(`  frames/s         ${fmt(e.framesPerSec).padStart(12)}`);
+  console.log(`  round trip       ${lat(e.rtt)}`);
+  console.log(`  cpu              client ${e.clientCpuPercent}%  server ${e.serverCpuPercent}%`);
+  if (e.warning) console.log(`  WARNING          ${e.warning}`);
+}
+
+async function measureEcho(shape) {
+  return withEchoServer(async (url) => {
+    const c0 = clientCpuSeconds();
+    const t0 = performance.now();
+    const e = await runEcho(url, shape);
+    e.clientCpuPercent = Math.round(((clientCpuSeconds() - c0) / ((performance.now() - t0) / 1000)) * 100);
+    return e;
+  });
+}
+
+async function main() {
+  const onSignal = () => {
+    shuttingDown = true;
+    for (const child of children) child.kill('SIGTERM');
+    setTimeout(() => {
+      for (const child of children) child.kill('SIGKILL');
+      process.exit(130);
+    }, 3000).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  if (options['echo-only']) {
+    const echo = await measureEcho({
+      connections: CONNECTIONS,
+      batchFrames: ECHO_BATCH,
+      frameBytes: WRITE_FRAME_BYTES,
+      pipelineFrames: PIPELINE,
+      seconds: SECONDS,
+      warmup: WARMUP,
+    });
+    echo.anomalies = stats.anomalies;
+    printEcho(echo);
+    for (const line of stats.anomalies) console.log(`    - ${line}`);
+    console.log(JSON.stringify({ echo }));
+    if (stats.anomalyCount) process.exitCode = 1;
+    return;
+  }
+
+  const load = await runLoad();
+  printLoad(load);
+  const report = { ...load };
+  if (options.echo) {
+    // Same writers, frame size and pipeline, with as many frames per message as the
+    // tailgrove writers actually sent: the cost of the transport alone.
+    stats.anomalies = [];
+    const echo = await measureEcho({
+      connections: CONNECTIONS,
+      batchFrames: Math.max(1, Math.round(load.writesPerMessage || 1)),
+      frameBytes: WRITE_FRAME_BYTES,
+      pipelineFrames: PIPELINE,
+      seconds: SECONDS,
+      warmup: WARMUP,
+    });
+    printEcho(echo);
+    report.echo = echo;
+    report.appendsPerEchoFrame = Math.round((load.appendsPerSec / echo.framesPerSec) * 1000) / 1000;
+    console.log(`  ratio            tailgrove appends/s ÷ echo frames/s = ${report.appendsPerEchoFrame}`);
+  }
+  console.log(JSON.stringify(report));
+  if (!load.ok) process.exitCode = 1;
+}
+
+main().catch((error) => {
+  console.error(`load: ${error.stack ?? error}`);
+  for (const child of children) child.kill('SIGKILL');
+  process.exit(1);
+});
