@@ -1,6 +1,6 @@
 // One home for every limit and capacity. Each relation between them is asserted at load,
 // so a bad edit fails at startup, not under load.
-import assert from 'node:assert/strict';
+import { invariant } from './invariant.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -53,10 +53,10 @@ export const BATCH_BYTES_MAX = 4 << 20;
 // Spin this many iterations before sleeping on a doorbell: a wake-up costs ~30 µs each way.
 export const DOORBELL_SPIN_ITERATIONS = 2000;
 
-assert.equal(SHARD_COUNT & (SHARD_COUNT - 1), 0, 'SHARD_COUNT is a power of two');
+invariant((SHARD_COUNT & (SHARD_COUNT - 1)) === 0, 'SHARD_COUNT is a power of two');
 for (const size of [INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES]) {
-  assert.equal(size & (size - 1), 0, 'ring sizes are powers of two');
+  invariant((size & (size - 1)) === 0, 'ring sizes are powers of two');
 }
-assert.ok(ENTRY_BYTES_MAX_DEFAULT + HEADER_BYTES_MAX + PREFIX_BYTES + 64 <= RECORD_BYTES_MAX, 'a max entry fits a ring record');
-assert.ok(ENTRY_BYTES_MAX_DEFAULT * 2 <= STAGING_BYTES / 4, 'staging holds several max entries');
-assert.ok(PUSH_FRAME_BYTES_MAX <= OUTPUT_RING_BYTES / 8, 'a push frame is small against the output ring');
+invariant(ENTRY_BYTES_MAX_DEFAULT + HEADER_BYTES_MAX + PREFIX_BYTES + 64 <= RECORD_BYTES_MAX, 'a max entry fits a ring record');
+invariant(ENTRY_BYTES_MAX_DEFAULT * 2 <= STAGING_BYTES / 4, 'staging holds several max entries');
+invariant(PUSH_FRAME_BYTES_MAX <= OUTPUT_RING_BYTES / 8, 'a push frame is small against the output ring');

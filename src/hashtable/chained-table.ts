@@ -3,7 +3,7 @@
 // stable for a record's life, including across growth, so one table's slot can be stored
 // in another table's column. Growth doubles every array (amortized, off the steady state);
 // column arrays are replaced then, so read `table.columns.x` after any insert.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 
 export type ColumnKind = 'u8' | 'u32' | 'i32' | 'f64';
 export type Schema = Record<string, ColumnKind>;
@@ -36,7 +36,8 @@ export function hashKey(key0: number, key1: number): number {
   h ^= h >>> 13;
   h = Math.imul(h ^ key1, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  // 30 bits: a small integer (Smi) in V8, so returning it never allocates a heap number.
+  return h & 0x3fffffff;
 }
 
 export class ChainedTable<S extends Schema> {
@@ -54,7 +55,7 @@ export class ChainedTable<S extends Schema> {
   private freeHead = NONE;
 
   constructor(schema: S, capacity: number) {
-    assert.ok(capacity >= 8 && (capacity & (capacity - 1)) === 0, 'table capacity is a power of two');
+    invariant(capacity >= 8 && (capacity & (capacity - 1)) === 0, 'table capacity is a power of two');
     this.schema = schema;
     this.capacity = capacity;
     this.buckets = new Int32Array(new SharedArrayBuffer(capacity * 4)).fill(NONE);
@@ -79,7 +80,7 @@ export class ChainedTable<S extends Schema> {
 
   /** Insert a key that is not present; returns its slot with zeroed columns. */
   insert(key0: number, key1: number): number {
-    assert.equal(this.find(key0, key1), NONE, 'inserted key is new');
+    invariant(this.find(key0, key1) === NONE, 'inserted key is new');
     if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
     let slot: number;
     if (this.freeHead !== NONE) {
@@ -88,7 +89,7 @@ export class ChainedTable<S extends Schema> {
     } else {
       slot = this.slotsUsed++;
     }
-    assert.equal(this.occupied[slot], 0, 'a free slot is unoccupied');
+    invariant(this.occupied[slot] === 0, 'a free slot is unoccupied');
     this.key0[slot] = key0 >>> 0;
     this.key1[slot] = key1 >>> 0;
     this.occupied[slot] = 1;

@@ -68,11 +68,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     entryBytesMax: options.entryBytesMax,
     onFatal: options.onFatal,
   });
-  const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.input));
+  const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));
   const workDoorbell = new Doorbell(pipeline.control, WORK_DOORBELL);
   const registry = new SessionRegistry<Socket>();
   const drain = new OutputDrain(
-    pipeline.buffers.workers.map((buffers) => new Ring(buffers.output)),
+    pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.output)),
     registry,
   );
   const verify = createTokenVerifier(options.secret);

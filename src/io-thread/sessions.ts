@@ -1,12 +1,12 @@
 // The IO thread's session registry: a session id is a socket slot (low 16 bits) and that
 // slot's generation (high 16 bits), so frames for a closed session that are still in the
 // output rings never reach the socket that reused its slot.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { SESSION_SLOTS } from '../constants.js';
 
 const SLOT_BITS = 16;
 const SLOT_MASK = (1 << SLOT_BITS) - 1;
-assert.equal(SESSION_SLOTS, 1 << SLOT_BITS, 'a session id holds a slot in its low 16 bits');
+invariant(SESSION_SLOTS === 1 << SLOT_BITS, 'a session id holds a slot in its low 16 bits');
 
 export class SessionRegistry<Socket> {
   private readonly sockets: (Socket | undefined)[] = new Array(SESSION_SLOTS).fill(undefined);
@@ -31,7 +31,7 @@ export class SessionRegistry<Socket> {
 
   close(session: number): void {
     const slot = session & SLOT_MASK;
-    assert.equal(this.sessionOf(slot), session, 'a closed session is current');
+    invariant(this.sessionOf(slot) === session, 'a closed session is current');
     this.sockets[slot] = undefined;
     this.free[this.freeCount++] = slot;
     this.count--;

@@ -1,6 +1,6 @@
 // Reading staging records for a commit: the one parser of the staging format on the disk
 // side, shared by the LMDB disk thread and the simulation's memory storage.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import type { Ring } from '../ring/ring.js';
 import {
   LOG_EPOCH,
@@ -87,7 +87,7 @@ export function applyStaged(ring: Ring, sink: CommitSink): number {
         ring.advance();
         continue;
       default:
-        assert.fail(`unknown staging record kind ${kind}`);
+        invariant(false, `unknown staging record kind ${kind}`);
     }
     durable++;
     ring.advance();

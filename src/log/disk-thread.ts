@@ -58,7 +58,7 @@ const data = workerData as DiskThreadData;
 const control = new Int32Array(data.control);
 const diskDoorbell = new Doorbell(control, DISK_DOORBELL);
 const workDoorbell = new Doorbell(control, WORK_DOORBELL);
-const rings = data.workers.map((buffers) => new Ring(buffers.staging));
+const rings = data.workers.map((buffers) => new Ring(buffers.arena, buffers.staging));
 const committed = data.workers.map((buffers) => new Int32Array(buffers.stagingControl));
 const store = openStore(data.dataDir);
 const sink = new LmdbCommitSink(store);

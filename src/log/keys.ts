@@ -1,14 +1,14 @@
 // Binary LMDB keys, big-endian so byte order is numeric order (range scans walk positions).
 // entries:     [logId u32][position u64]  → entry bytes
 // completions: [writerId u32][lsn u32]    → outcome (float64: position, or -(tail + 1) refused)
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 
 export const ENTRY_KEY_BYTES = 12;
 export const COMPLETION_KEY_BYTES = 8;
 const TWO_TO_32 = 2 ** 32;
 
 export function writeEntryKey(key: Buffer, logId: number, position: number): Buffer {
-  assert.ok(Number.isSafeInteger(position) && position >= 0, 'positions are non-negative integers');
+  invariant(Number.isSafeInteger(position) && position >= 0, 'positions are non-negative integers');
   key.writeUInt32BE(logId >>> 0, 0);
   key.writeUInt32BE(Math.floor(position / TWO_TO_32), 4);
   key.writeUInt32BE(position >>> 0, 8);

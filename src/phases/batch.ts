@@ -1,7 +1,7 @@
 // One batch of one partition: the phases in their global order. The server runs it on every
 // worker at once between two barriers (src/workers/worker-main.ts); the simulation runs it
 // over the partitions one after another, its sequential twin (test/simulation.test.ts).
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { catchUpTailers } from './catch-up.js';
 import { processClientInput } from './client-input.js';
 import { releaseCommitted } from './io-contributions.js';
@@ -25,7 +25,7 @@ export function runBatch(partition: Partition): BatchResult {
   // (reserved: retention and replication land with their issues, their rings stay empty),
   // then client input; tail catch-up reads storage last, after this batch's releases.
   let work = releaseCommitted(partition);
-  assert.equal(partition.rings.peerInput.refresh(), 0, 'no peer input before replication exists');
+  invariant(partition.rings.peerInput.refresh() === 0, 'no peer input before replication exists');
   work += processClientInput(partition);
   catchUpTailers(partition);
   work += partition.catchUp.length;

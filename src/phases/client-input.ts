@@ -1,7 +1,7 @@
 // Phase: client input. Drain this worker's input ring up to what the IO thread had published
 // when the batch began: session opens and closes, and frames (already validated on their
 // prefix by the IO thread) dispatched by op.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { PREFIX_BYTES } from '../constants.js';
 import {
   ERROR,
@@ -36,7 +36,7 @@ export function processClientInput(partition: Partition): number {
     if (kind === INPUT_FRAMES) processFrames(partition, session, content, contentLength);
     else if (kind === INPUT_SESSION_OPEN) openSession(partition, session, input.bytes.subarray(content, content + contentLength));
     else if (kind === INPUT_SESSION_CLOSE) closeSession(partition, session);
-    else assert.fail(`unknown input record kind ${kind}`);
+    else invariant(false, `unknown input record kind ${kind}`);
     input.advance();
     records++;
   }
@@ -54,7 +54,7 @@ function processFrames(partition: Partition, session: number, start: number, len
     const shard = view.getUint16(frame + PREFIX_SHARD, true);
     const header = frame + PREFIX_BYTES;
     const payload = header + headerLength;
-    assert.ok(partition.ownsShard(shard), 'the IO thread routes frames to the shard owner');
+    invariant(partition.ownsShard(shard), 'the IO thread routes frames to the shard owner');
     switch (view.getUint8(header + HEADER_OP)) {
       case OP_WRITE:
         write(partition, session, header, payload, payloadLength);
@@ -82,5 +82,5 @@ function processFrames(partition: Partition, session: number, start: number, len
     }
     frame = payload + payloadLength;
   }
-  assert.equal(frame, end, 'frames fill their input record exactly');
+  invariant(frame === end, 'frames fill their input record exactly');
 }

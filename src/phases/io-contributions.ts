@@ -2,7 +2,7 @@
 // it: acks and nacks of writes, replies that waited for the commit, and live pushes of the
 // newly committed entries to tailers (coalesced per tailer per log, copied straight from
 // staging). Then free the staging space.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { PUSH_FRAME_BYTES_MAX } from '../constants.js';
 import {
   COMMITTED_POSITION,
@@ -21,6 +21,7 @@ import {
   WRITE_SESSION,
 } from '../log/staging.js';
 import { NACK_AT_MISMATCH } from '../net/protocol.js';
+import { copyRingBytes } from '../ring/ring.js';
 import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
 import { reserveOutput, sendAcked, sendFrame, sendNacked } from './output.js';
 import { NO_SLOT, TAIL_LIVE, type Partition } from './state.js';
@@ -39,7 +40,7 @@ export function releaseCommitted(partition: Partition): number {
     if (kind === STAGE_WRITE) releaseWrite(partition, offset);
     else if (kind === STAGE_FRAME) {
       const session = staging.view.getUint32(offset + FRAME_SESSION, true);
-      sendFrame(partition, session, staging.bytes, offset + FRAME_BYTES, staging.view.getUint32(offset + FRAME_LENGTH, true));
+      sendFrame(partition, session, staging, offset + FRAME_BYTES, staging.view.getUint32(offset + FRAME_LENGTH, true));
     }
     staging.advance();
     records++;
@@ -61,8 +62,8 @@ function releaseWrite(partition: Partition, offset: number): void {
   }
   const logs = partition.logs;
   const log = logs.find(view.getUint32(offset + WRITE_LOG_ID, true), 0);
-  assert.notEqual(log, NO_SLOT, 'a released entry belongs to a known log');
-  assert.equal(logs.columns.committed[log], outcome, 'entries commit in position order');
+  invariant(log !== NO_SLOT, 'a released entry belongs to a known log');
+  invariant(logs.columns.committed[log] === outcome, 'entries commit in position order');
   logs.columns.committed[log] = outcome + 1;
   sendAcked(partition, session, handle, lsn, outcome);
   if (logs.columns.tailers[log] === 0) return;
@@ -100,7 +101,7 @@ function pushChain(partition: Partition, lease: number, head: number): void {
   }
   while (index !== NO_SLOT) {
     const first = staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true);
-    assert.equal(first, leases.columns.tailNext[lease], 'a live tailer receives entries without gaps');
+    invariant(first === leases.columns.tailNext[lease], 'a live tailer receives entries without gaps');
     // One frame: as many entries as fit PUSH_FRAME_BYTES_MAX (at least one).
     let count = 0;
     let payload = 0;
@@ -119,7 +120,7 @@ function pushChain(partition: Partition, lease: number, head: number): void {
       const record = partition.released.items[index]!;
       const length = staging.view.getUint32(record + WRITE_DATA_LENGTH, true);
       output.view.setUint32(at, length, true);
-      staging.bytes.copy(output.bytes, at + ENTRY_LENGTH_BYTES, record + WRITE_DATA, record + WRITE_DATA + length);
+      copyRingBytes(staging, record + WRITE_DATA, output, at + ENTRY_LENGTH_BYTES, length);
       at += ENTRY_LENGTH_BYTES + length;
     }
     leases.columns.tailNext[lease] = first + count;

@@ -29,6 +29,7 @@ import { ACKED_BYTES, NACKED_BYTES, ENTRIES_HEADER_BYTES, writeAcked, writeEntri
 import { queueCatchUp } from './catch-up.js';
 import { reserveOutput, sendError, sendNacked } from './output.js';
 import { detachLease } from './sessions.js';
+import { copyRingBytes } from '../ring/ring.js';
 import { reserveStage, reserveStagedFrame, stageTrimCompletions, stageWriter } from './stage.js';
 import { NO_SLOT, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, type Partition } from './state.js';
 import { sendStoredEntries, storedRead } from './stored-entries.js';
@@ -109,7 +110,7 @@ function appendEntry(partition: Partition, session: number, handle: number, leas
   staging.view.setFloat64(offset + WRITE_OUTCOME, outcome, true);
   staging.view.setUint32(offset + WRITE_DATA_LENGTH, dataLength, true);
   if (accepted) {
-    input.bytes.copy(staging.bytes, offset + WRITE_DATA, payload, payload + payloadLength);
+    copyRingBytes(input, payload, staging, offset + WRITE_DATA, payloadLength);
     partition.logs.columns.tail[log] = tail + 1;
   }
 }

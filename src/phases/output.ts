@@ -11,6 +11,7 @@ import {
   writeError,
   writeNacked,
 } from '../net/server-frames.js';
+import { copyRingBytes, type Ring } from '../ring/ring.js';
 import type { Partition } from './state.js';
 
 /** Reserve an output record for `frameLength` bytes to `session`; returns the frame offset. */
@@ -43,7 +44,7 @@ export function sendError(partition: Partition, session: number, rid: number, ha
 }
 
 /** Copy a complete frame (from staging) to `session`. */
-export function sendFrame(partition: Partition, session: number, source: Buffer, sourceOffset: number, length: number): void {
+export function sendFrame(partition: Partition, session: number, source: Ring, sourceOffset: number, length: number): void {
   const offset = reserveOutput(partition, session, length);
-  source.copy(partition.rings.output.bytes, offset, sourceOffset, sourceOffset + length);
+  copyRingBytes(source, sourceOffset, partition.rings.output, offset, length);
 }

@@ -1,7 +1,7 @@
 // Client state: sessions (opened and closed by the IO thread), leases (attach a session to a
 // log, with this device's writer epoch) and their release. Off the per-message hot path:
 // names and grants are JS values here.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { unpack } from 'msgpackr';
 import { LEASES_PER_SESSION_MAX, SHARD_COUNT } from '../constants.js';
 import { allows, type Grant } from '../auth/token.js';
@@ -25,7 +25,7 @@ export function openSession(partition: Partition, session: number, content: Buff
 
 export function closeSession(partition: Partition, session: number): void {
   const slot = partition.sessions.find(session, 0);
-  assert.notEqual(slot, NO_SLOT, 'a closed session was open');
+  invariant(slot !== NO_SLOT, 'a closed session was open');
   while (partition.sessions.columns.firstLease[slot] !== NO_SLOT) detachLease(partition, partition.sessions.columns.firstLease[slot]!);
   partition.sessions.remove(session, 0);
   partition.grantsBySession.delete(session);

@@ -60,7 +60,9 @@ export function stageWriter(partition: Partition, writer: number, logId: number,
   view.setUint32(offset + WRITER_LAST_LSN, columns.lastLsn[writer]!, true);
   view.setUint32(offset + WRITER_ACKED_LSN, columns.ackedLsn[writer]!, true);
   view.setUint32(offset + WRITER_DEVICE_LENGTH, deviceBytes.length, true);
-  deviceBytes.copy(partition.rings.staging.bytes, offset + WRITER_DEVICE);
+  // A byte loop: device ids are short, and Buffer#copy would allocate a view.
+  const target = partition.rings.staging.bytes;
+  for (let i = 0; i < deviceBytes.length; i++) target[offset + WRITER_DEVICE + i] = deviceBytes[i]!;
 }
 
 export function stageLog(partition: Partition, logId: number, epoch: number, name: string): void {

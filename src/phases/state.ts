@@ -1,7 +1,7 @@
 // The state one worker owns: the chained hash tables of its partition (the logs of the
 // shards it owns, the leases and writers on them, RIFL completion records, sessions) and
 // the rings it reads and writes. Phases are functions over this state.
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import {
   COMPLETION_TABLE_CAPACITY,
   LEASE_TABLE_CAPACITY,
@@ -128,7 +128,7 @@ export class Partition {
   batch = 0;
 
   constructor(config: PartitionConfig, rings: PartitionRings, storage: StorageReader) {
-    assert.ok(config.workerIndex >= 0 && config.workerIndex < config.workerCount, 'worker index in range');
+    invariant(config.workerIndex >= 0 && config.workerIndex < config.workerCount, 'worker index in range');
     this.config = config;
     this.rings = rings;
     this.storage = storage;

@@ -7,14 +7,15 @@ import { CONTROL_PAYLOAD_BYTES_MAX } from '../constants.js';
 import type { Grant } from '../auth/token.js';
 import { InputRouter } from '../io-thread/router.js';
 import { applyStaged } from '../log/commit.js';
-import { COMMITTED_POSITION, STAGING_CONTROL_INT32S } from '../log/staging.js';
+import { COMMITTED_POSITION } from '../log/staging.js';
 import { OUTPUT_FRAMES, OUTPUT_SESSION } from '../net/records.js';
 import { ERROR_NAMES, OP_ERROR } from '../net/protocol.js';
 import { runBatch } from '../phases/batch.js';
 import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
 import { Partition } from '../phases/state.js';
-import { createRingBuffer, Ring } from '../ring/ring.js';
+import { Ring } from '../ring/ring.js';
+import { createWorkerBuffers, openWorkerRings } from '../workers/layout.js';
 import type { MemoryStorage } from './memory-storage.js';
 import { decodeFrames, type ServerFrame } from './wire.js';
 
@@ -41,17 +42,16 @@ export class SimulatedServer {
     this.storage = storage;
     const inputs: Ring[] = [];
     for (let workerIndex = 0; workerIndex < options.workerCount; workerIndex++) {
-      const input = new Ring(createRingBuffer(options.inputRingBytes));
-      const output = new Ring(createRingBuffer(options.outputRingBytes));
-      const staging = new Ring(createRingBuffer(options.stagingRingBytes));
-      const stagingControl = new Int32Array(new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4));
+      const buffers = createWorkerBuffers(options.inputRingBytes, options.outputRingBytes, options.stagingRingBytes);
+      const { input, peerInput, output, staging } = openWorkerRings(buffers);
+      const stagingControl = new Int32Array(buffers.stagingControl);
       inputs.push(input);
-      this.diskReaders.push(new Ring(staging.buffer));
+      this.diskReaders.push(new Ring(buffers.arena, buffers.staging));
       const partition: Partition = new Partition(
         { workerIndex, workerCount: options.workerCount, incarnation: options.incarnation, entryBytesMax: options.entryBytesMax },
         {
           input,
-          peerInput: new Ring(createRingBuffer(64)),
+          peerInput,
           output,
           staging,
           stagingControl,

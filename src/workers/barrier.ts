@@ -1,7 +1,7 @@
 // A reusable fork-join barrier for a fixed party of threads over shared memory: the last
 // thread to arrive bumps the generation and wakes the others (sense reversal by generation
 // number, so the barrier can be reused for every phase of every batch).
-import assert from 'node:assert/strict';
+import { invariant } from '../invariant.js';
 import { DOORBELL_SPIN_ITERATIONS } from '../constants.js';
 
 const ARRIVED = 0;
@@ -14,7 +14,7 @@ export class Barrier {
   private readonly parties: number;
 
   constructor(words: Int32Array, base: number, parties: number) {
-    assert.ok(parties >= 1, 'a barrier has at least one party');
+    invariant(parties >= 1, 'a barrier has at least one party');
     this.words = words;
     this.base = base;
     this.parties = parties;
@@ -24,7 +24,7 @@ export class Barrier {
   arrive(): boolean {
     const generation = Atomics.load(this.words, this.base + GENERATION);
     const arrived = Atomics.add(this.words, this.base + ARRIVED, 1) + 1;
-    assert.ok(arrived <= this.parties, 'no more arrivals than parties');
+    invariant(arrived <= this.parties, 'no more arrivals than parties');
     if (arrived === this.parties) {
       Atomics.store(this.words, this.base + ARRIVED, 0);
       Atomics.add(this.words, this.base + GENERATION, 1);

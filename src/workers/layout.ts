@@ -3,7 +3,7 @@
 import { BARRIER_INT32S } from './barrier.js';
 import { DOORBELL_INT32S } from '../ring/doorbell.js';
 import { INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES } from '../constants.js';
-import { createRingBuffer } from '../ring/ring.js';
+import { createRingArena, Ring, type RingRegion } from '../ring/ring.js';
 import { STAGING_CONTROL_INT32S } from '../log/staging.js';
 
 // Rung by the IO thread (new input) and the disk thread (a commit): workers have work.
@@ -25,12 +25,42 @@ export const CONTROL_INT32S = 16;
 
 const PEER_INPUT_RING_BYTES = 4096;
 
+/** One worker's rings, laid out in one arena so entry copies between them allocate nothing. */
 export interface WorkerBuffers {
-  input: SharedArrayBuffer;
-  peerInput: SharedArrayBuffer;
-  output: SharedArrayBuffer;
-  staging: SharedArrayBuffer;
+  arena: SharedArrayBuffer;
+  input: RingRegion;
+  peerInput: RingRegion;
+  output: RingRegion;
+  staging: RingRegion;
   stagingControl: SharedArrayBuffer;
+}
+
+export interface WorkerRings {
+  input: Ring;
+  peerInput: Ring;
+  output: Ring;
+  staging: Ring;
+}
+
+export function createWorkerBuffers(inputBytes: number, outputBytes: number, stagingBytes: number): WorkerBuffers {
+  const { buffer, regions } = createRingArena([inputBytes, PEER_INPUT_RING_BYTES, outputBytes, stagingBytes]);
+  return {
+    arena: buffer,
+    input: regions[0]!,
+    peerInput: regions[1]!,
+    output: regions[2]!,
+    staging: regions[3]!,
+    stagingControl: new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4),
+  };
+}
+
+export function openWorkerRings(buffers: WorkerBuffers): WorkerRings {
+  return {
+    input: new Ring(buffers.arena, buffers.input),
+    peerInput: new Ring(buffers.arena, buffers.peerInput),
+    output: new Ring(buffers.arena, buffers.output),
+    staging: new Ring(buffers.arena, buffers.staging),
+  };
 }
 
 export interface PipelineBuffers {
@@ -41,13 +71,7 @@ export interface PipelineBuffers {
 export function createPipelineBuffers(workerCount: number): PipelineBuffers {
   const workers: WorkerBuffers[] = [];
   for (let index = 0; index < workerCount; index++) {
-    workers.push({
-      input: createRingBuffer(INPUT_RING_BYTES),
-      peerInput: createRingBuffer(PEER_INPUT_RING_BYTES),
-      output: createRingBuffer(OUTPUT_RING_BYTES),
-      staging: createRingBuffer(STAGING_BYTES),
-      stagingControl: new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4),
-    });
+    workers.push(createWorkerBuffers(INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES));
   }
   return { control: new SharedArrayBuffer(CONTROL_INT32S * 4), workers };
 }

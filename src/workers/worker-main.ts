@@ -7,7 +7,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openStore, LmdbStorageReader } from '../log/lmdb-store.js';
 import { COMMITTED_POSITION } from '../log/staging.js';
 import { Doorbell } from '../ring/doorbell.js';
-import { Ring } from '../ring/ring.js';
 import { runBatch } from '../phases/batch.js';
 import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
@@ -23,6 +22,7 @@ import {
   STOP_BATCHES,
   THREADS_STOPPED,
   WORK_DOORBELL,
+  openWorkerRings,
   type WorkerBuffers,
 } from './layout.js';
 
@@ -45,16 +45,15 @@ const workDoorbell = new Doorbell(control, WORK_DOORBELL);
 const diskDoorbell = new Doorbell(control, DISK_DOORBELL);
 const outputDoorbell = new Doorbell(control, OUTPUT_DOORBELL);
 const barrier = new Barrier(control, BATCH_BARRIER, data.workerCount);
-const output = new Ring(data.buffers.output);
-const staging = new Ring(data.buffers.staging);
+const { input, peerInput, output, staging } = openWorkerRings(data.buffers);
 const stagingControl = new Int32Array(data.buffers.stagingControl);
 const store = openStore(data.dataDir);
 
 const partition: Partition = new Partition(
   { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, entryBytesMax: data.entryBytesMax },
   {
-    input: new Ring(data.buffers.input),
-    peerInput: new Ring(data.buffers.peerInput),
+    input,
+    peerInput,
     output,
     staging,
     stagingControl,
