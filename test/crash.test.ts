@@ -2,7 +2,7 @@
 // moments, several times. After each restart every acknowledged append is at its
 // acknowledged position, positions are dense, nothing is stored twice; then the devices
 // resend what was never acknowledged (RIFL) and still nothing is stored twice.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomInt } from 'node:crypto';
 import { mintToken } from '../src/auth/token.js';
 import { OP_ACKED, OP_NACKED } from '../src/net/protocol.js';
@@ -76,7 +76,7 @@ async function drive(server: ServerProcess, state: DeviceState, stopped: () => b
 }
 
 /** Read the whole log and check it against every acknowledgement ever received. */
-async function verify(t: typeof import('tap').default, server: ServerProcess, round: number): Promise<void> {
+async function verify(t: Test, server: ServerProcess, round: number): Promise<void> {
   const token = mintToken({ sub: 'check', device: 'checker', grants: [{ site: 'crash', rights: 'rw' }] }, server.secret);
   const client = await RawClient.connected(server.url, token);
   for (const name of new Set(DEVICES.map((d) => d.log))) {
