@@ -7,7 +7,7 @@ import { Doorbell } from '../ring/doorbell.js';
 import { Ring } from '../ring/ring.js';
 import { DISK_DOORBELL, STOP_BATCHES, THREADS_STOPPED, WORK_DOORBELL, type WorkerBuffers } from '../workers/layout.js';
 import { applyStaged, type CommitSink } from './commit.js';
-import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, writeCompletionKey, writeEntryKey } from './keys.js';
+import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, completionKeyLsn, writeCompletionKey, writeEntryKey } from './keys.js';
 import { openStore, type Store } from './lmdb-store.js';
 import { COMMITTED_POSITION } from './staging.js';
 
@@ -37,8 +37,35 @@ class LmdbCommitSink implements CommitSink {
     this.store.entries.put(writeEntryKey(this.entryKey, logId, position), this.value.subarray(0, data.length));
   }
 
+  // Completion records are written as runs: one LMDB record per writer per run of
+  // consecutive lsns in a commit, keyed by the run's first lsn, holding float64 outcomes.
+  // A pipelining device's burst is one record instead of one per write.
+  private runWriterId = -1;
+  private runFirstLsn = 0;
+  private runLength = 0;
+  private runOutcomes = new Float64Array(1024);
+
   completion(writerId: number, lsn: number, outcome: number): void {
-    this.store.completions.put(writeCompletionKey(this.completionKey, writerId, lsn), outcome);
+    if (writerId !== this.runWriterId || lsn !== this.runFirstLsn + this.runLength) {
+      this.flushRun();
+      this.runWriterId = writerId;
+      this.runFirstLsn = lsn;
+    }
+    if (this.runLength === this.runOutcomes.length) {
+      const grown = new Float64Array(this.runOutcomes.length * 2);
+      grown.set(this.runOutcomes);
+      this.runOutcomes = grown;
+    }
+    this.runOutcomes[this.runLength++] = outcome;
+  }
+
+  /** Write the pending run of completion records (before a trim, and at the end of a commit). */
+  flushRun(): void {
+    if (this.runLength === 0) return;
+    const bytes = Buffer.from(this.runOutcomes.buffer, 0, this.runLength * 8);
+    this.store.completions.put(writeCompletionKey(this.completionKey, this.runWriterId, this.runFirstLsn), bytes);
+    this.runLength = 0;
+    this.runWriterId = -1;
   }
 
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
@@ -49,8 +76,18 @@ class LmdbCommitSink implements CommitSink {
     this.store.logs.put(name, [logId, epoch]);
   }
 
-  trimCompletions(writerId: number, fromLsn: number, toLsn: number): void {
-    for (let lsn = fromLsn; lsn <= toLsn; lsn++) this.store.completions.remove(writeCompletionKey(this.completionKey, writerId, lsn));
+  /** Drop the runs of `writerId` that end at or before `toLsn` (a run partly acknowledged stays). */
+  trimCompletions(writerId: number, _fromLsn: number, toLsn: number): void {
+    this.flushRun();
+    const start = Buffer.alloc(COMPLETION_KEY_BYTES);
+    const end = Buffer.alloc(COMPLETION_KEY_BYTES);
+    writeCompletionKey(start, writerId, 0);
+    writeCompletionKey(end, writerId, toLsn + 1);
+    const dropped: Buffer[] = [];
+    for (const { key, value } of this.store.completions.getRange({ start, end })) {
+      if (completionKeyLsn(key) + value.length / 8 - 1 <= toLsn) dropped.push(Buffer.from(key));
+    }
+    for (const key of dropped) this.store.completions.remove(key);
   }
 }
 
@@ -67,6 +104,7 @@ const workerCount = data.workers.length;
 function commitStaged(): void {
   store.root.transactionSync(() => {
     for (const ring of rings) applyStaged(ring, sink);
+    sink.flushRun();
   });
 }
 

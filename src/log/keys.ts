@@ -1,6 +1,7 @@
 // Binary LMDB keys, big-endian so byte order is numeric order (range scans walk positions).
 // entries:     [logId u32][position u64]  → entry bytes
-// completions: [writerId u32][lsn u32]    → outcome (float64: position, or -(tail + 1) refused)
+// completions: [writerId u32][first lsn u32] → a run of outcomes, float64 LE each, for lsns
+//              first, first+1, … (position, or -(tail + 1) for a refused conditional write)
 import { invariant } from '../invariant.js';
 
 export const ENTRY_KEY_BYTES = 12;
@@ -28,4 +29,8 @@ export function writeCompletionKey(key: Buffer, writerId: number, lsn: number): 
   key.writeUInt32BE(writerId >>> 0, 0);
   key.writeUInt32BE(lsn >>> 0, 4);
   return key;
+}
+
+export function completionKeyLsn(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(4);
 }

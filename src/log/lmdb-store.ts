@@ -8,7 +8,7 @@ import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageRe
 export interface Store {
   root: RootDatabase;
   entries: Database<Buffer, Buffer>;
-  completions: Database<number, Buffer>;
+  completions: Database<Buffer, Buffer>;
   writers: Database<[number, number, number, number], [number, string]>;
   logs: Database<[number, number], string>;
 }
@@ -28,7 +28,7 @@ export function openStore(dataDir: string): Store {
   return {
     root,
     entries: root.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' }),
-    completions: root.openDB<number, Buffer>({ name: 'completions', keyEncoding: 'binary', encoding: 'msgpack' }),
+    completions: root.openDB<Buffer, Buffer>({ name: 'completions', keyEncoding: 'binary', encoding: 'binary' }),
     writers: root.openDB<[number, number, number, number], [number, string]>({ name: 'writers', encoding: 'msgpack' }),
     logs: root.openDB<[number, number], string>({ name: 'logs', encoding: 'msgpack' }),
   };
@@ -87,7 +87,12 @@ export class LmdbStorageReader implements StorageReader {
   *completions(): Iterable<DurableCompletion> {
     for (const { key, value } of this.store.completions.getRange({})) {
       const view = new DataView(key.buffer, key.byteOffset, COMPLETION_KEY_BYTES);
-      yield { writerId: view.getUint32(0), lsn: view.getUint32(4), outcome: value };
+      const writerId = view.getUint32(0);
+      const first = view.getUint32(4);
+      const outcomes = new DataView(value.buffer, value.byteOffset, value.byteLength);
+      for (let index = 0; index < value.byteLength / 8; index++) {
+        yield { writerId, lsn: first + index, outcome: outcomes.getFloat64(index * 8, true) };
+      }
     }
   }
 }

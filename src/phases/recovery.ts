@@ -45,6 +45,8 @@ export function recoverPartition(partition: Partition): RecoverySummary {
     if (!partition.ownsShard(completion.writerId & mask)) continue;
     const writer = writerSlots.get(completion.writerId);
     if (writer === undefined) throw new Error(`recovery: completion record for unknown writer ${completion.writerId}`);
+    // A run of records may be partly acknowledged: those are dropped, not restored.
+    if (completion.lsn <= partition.writers.columns.ackedLsn[writer]!) continue;
     const slot = partition.completions.insert(completion.writerId, completion.lsn);
     partition.completions.columns.outcome[slot] = completion.outcome;
     if (completion.lsn > partition.writers.columns.lastLsn[writer]!) partition.writers.columns.lastLsn[writer] = completion.lsn;
