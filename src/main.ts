@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { mintToken } from './auth/token.js';
 import { CONFIG_HELP, ConfigError, parseConfig } from './config.js';
 import { startServer } from './io-thread/server.js';
+import { DataDirectoryInUse, lockDataDirectory } from './data-lock.js';
 
 /** The secret from config, or the development secret kept in the data dir (created once). */
 function loadSecret(dataDir: string, configured: string | undefined): { secret: string; generated: boolean } {
@@ -30,6 +31,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  let unlock: () => void;
+  try {
+    unlock = lockDataDirectory(dataDir);
+  } catch (error) {
+    if (!(error instanceof DataDirectoryInUse)) throw error;
+    process.stderr.write(`tailgrove: ${error.message}\n`);
+    process.exit(2);
+  }
   const { secret, generated } = loadSecret(dataDir, config.secret);
   const server = await startServer({
     host: config.host,
@@ -66,7 +75,10 @@ export async function main(argv: string[]): Promise<void> {
     stopping = true;
     process.stdout.write(`tailgrove: ${signal}, shutting down\n`);
     server.close().then(
-      () => process.exit(0),
+      () => {
+        unlock();
+        process.exit(0);
+      },
       (error: Error) => {
         process.stderr.write(`tailgrove: shutdown failed: ${error.message}\n`);
         process.exit(1);

@@ -220,6 +220,13 @@ t.test('restart: tails, epochs, writers and RIFL state are recovered', async (t)
   await after.close();
 });
 
+t.test('a second server on the same data directory refuses to start', async (t) => {
+  await t.rejects(startServer({ dataDir, workers: 1 }), /data directory .* is in use by process \d+/, 'it names the running server');
+  const client = await device('d-still-there');
+  t.ok(await client.lease('acme', 'doc-1', 1), 'the first server is unaffected');
+  await client.close();
+});
+
 function waitClosed(client: RawClient): Promise<void> {
   if (client.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
   return new Promise((resolve) => client.socket.once('close', () => resolve()));
