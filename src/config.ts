@@ -36,7 +36,7 @@ Options (each also as an environment variable):
 export class ConfigError extends Error {}
 
 function integer(key: string, text: string, min: number, max: number): number {
-  const value = Number(text);
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(`config: ${key} must be an integer from ${min} to ${max}, got "${text}"`);
   }
@@ -72,7 +72,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     host: pick(values.host, 'TAILGROVE_HOST') ?? '127.0.0.1',
     port: integer('port', pick(values.port, 'TAILGROVE_PORT') ?? '8080', 0, 65535),
     dataDir: pick(values.data, 'TAILGROVE_DATA') ?? './data',
-    workers: integer('workers', pick(values.workers, 'TAILGROVE_WORKERS') ?? String(availableParallelism()), 1, WORKERS_MAX),
+    workers: integer('workers', pick(values.workers, 'TAILGROVE_WORKERS') ?? String(Math.min(availableParallelism(), WORKERS_MAX)), 1, WORKERS_MAX),
     secret,
     entryBytesMax: integer('entry-bytes-max', pick(values['entry-bytes-max'], 'TAILGROVE_ENTRY_BYTES_MAX') ?? String(ENTRY_BYTES_MAX_DEFAULT), 1, ENTRY_BYTES_MAX_LIMIT),
     handshakeTimeoutMs: integer('handshake-timeout-ms', pick(values['handshake-timeout-ms'], 'TAILGROVE_HANDSHAKE_TIMEOUT_MS') ?? '10000', 100, 600000),

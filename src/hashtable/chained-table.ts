@@ -70,6 +70,8 @@ export class ChainedTable<S extends Schema> {
 
   /** The slot holding (key0, key1), or -1. */
   find(key0: number, key1: number): number {
+    key0 >>>= 0;
+    key1 >>>= 0;
     let slot = this.buckets[hashKey(key0, key1) & (this.capacity - 1)]!;
     while (slot !== NONE) {
       if (this.key0[slot] === key0 && this.key1[slot] === key1) return slot;

@@ -78,6 +78,9 @@ export class Ring {
   private readLocal = 0;
   // Consumer side: the producer's position as of the last refresh().
   private writeSeen = 0;
+  // Producer side: the consumer's position as of the last reserve(), so waitForRoom() sleeps
+  // only if nothing was released since that reserve() failed.
+  private readSeenByProducer = 0;
   // The length of the record at the last reserve() or peek().
   recordLength = 0;
 
@@ -112,6 +115,7 @@ export class Ring {
     invariant(length >= 0 && length <= this.recordBytesMax, 'record fits the ring');
     const needed = align(LENGTH_BYTES + length);
     const read = Atomics.load(this.control, READ_POSITION) & POSITION_MASK;
+    this.readSeenByProducer = read;
     let write = this.writeLocal;
     let offset = write & this.mask;
     const tillEnd = this.capacity - offset;
@@ -187,11 +191,10 @@ export class Ring {
     if (Atomics.load(this.control, PRODUCER_WAITING) !== 0) Atomics.notify(this.control, READ_POSITION);
   }
 
-  /** Producer: sleep until the consumer releases room, or `timeoutMs` passes. */
+  /** Producer, after reserve() returned -1: sleep until the consumer releases room, or `timeoutMs` passes. */
   waitForRoom(timeoutMs: number): void {
-    const read = Atomics.load(this.control, READ_POSITION);
     Atomics.store(this.control, PRODUCER_WAITING, 1);
-    Atomics.wait(this.control, READ_POSITION, read, timeoutMs);
+    Atomics.wait(this.control, READ_POSITION, this.readSeenByProducer, timeoutMs);
     Atomics.store(this.control, PRODUCER_WAITING, 0);
   }
 

@@ -1,12 +1,13 @@
 // Start the pipeline's threads over fresh shared buffers: the disk thread (LMDB writer) and W
-// workers, each recovering its partition. Resolves when every worker has recovered.
+// workers, each recovering its partition. Resolves when every worker has recovered. The
+// threads run the compiled dist/ modules (the server always runs from dist/; tests start it
+// as a process after `npm run build`).
 import { randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { DiskThreadData } from '../log/disk-thread.js';
 import type { RecoverySummary } from '../phases/recovery.js';
 import { createPipelineBuffers, SHUTDOWN_REQUESTED, WORK_DOORBELL, type PipelineBuffers } from './layout.js';
 import { Doorbell } from '../ring/doorbell.js';
-import { threadUrl } from './thread-url.js';
 import type { WorkerData } from './worker-main.js';
 
 export interface PipelineOptions {
@@ -33,7 +34,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const buffers = createPipelineBuffers(options.workerCount);
   const control = new Int32Array(buffers.control);
   const diskData: DiskThreadData = { dataDir: options.dataDir, control: buffers.control, workers: buffers.workers };
-  const disk = new Worker(threadUrl('../log/disk-thread', import.meta.url), { workerData: diskData, name: 'tailgrove-disk' });
+  const disk = new Worker(new URL('../log/disk-thread.js', import.meta.url), { workerData: diskData, name: 'tailgrove-disk' });
   let stopping = false;
   const watch = (thread: Worker, name: string): void => {
     thread.on('error', (error) => options.onFatal(new Error(`${name} failed: ${error.stack ?? error.message}`)));
@@ -55,7 +56,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       control: buffers.control,
       buffers: buffers.workers[workerIndex]!,
     };
-    const worker = new Worker(threadUrl('./worker-main', import.meta.url), { workerData, name: `tailgrove-worker-${workerIndex}` });
+    const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData, name: `tailgrove-worker-${workerIndex}` });
     ready.push(
       new Promise((resolve, reject) => {
         worker.once('message', (message: { summary: RecoverySummary }) => resolve(message.summary));
