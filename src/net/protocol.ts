@@ -58,6 +58,7 @@ export const LEASE_NEW_WRITER = 0x01; // open a new writer epoch (the device los
 export const WRITE_HAS_AT = 0x01; // the write is conditional on the log's tail == at
 export const ENTRIES_CAUGHT_UP = 0x01; // tail: the backlog is delivered; live entries follow
 export const ENTRIES_READ_REPLY = 0x02; // the frame answers read(rid)
+export const ENTRIES_READ_END = 0x04; // the last frame of a read's answer
 
 // _nack reasons.
 export const NACK_LSN_GAP = 1; // C = the lsn the server expects; resend from there

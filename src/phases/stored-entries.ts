@@ -3,7 +3,7 @@
 // their sizes are only known as storage yields them.
 import { PUSH_FRAME_BYTES_MAX } from '../constants.js';
 import type { EntrySink } from '../log/storage.js';
-import { ENTRIES_CAUGHT_UP, ENTRIES_READ_REPLY } from '../net/protocol.js';
+import { ENTRIES_CAUGHT_UP, ENTRIES_READ_END, ENTRIES_READ_REPLY } from '../net/protocol.js';
 import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
 import { reserveOutput } from './output.js';
 import type { Partition } from './state.js';
@@ -74,7 +74,7 @@ export function sendStoredEntries(partition: Partition, read: StoredRead): numbe
       frameCount++;
     }
     const last = end >= scratch.length;
-    const flags = baseFlags | (last && caughtUp ? ENTRIES_CAUGHT_UP : 0);
+    const flags = baseFlags | (last && caughtUp ? ENTRIES_CAUGHT_UP : 0) | (last && read.readReply ? ENTRIES_READ_END : 0);
     const payload = end - cursor;
     const at = reserveOutput(partition, read.session, ENTRIES_HEADER_BYTES + payload);
     writeEntriesHeader(output.view, at, flags, read.handle, read.rid, frameCount, position, payload);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { SHARD_COUNT } from '../constants.js';
 import {
   ENTRIES_CAUGHT_UP,
+  ENTRIES_READ_END,
   ENTRIES_READ_REPLY,
   ERROR_NAMES,
   NACK_AT_MISMATCH,
@@ -43,7 +44,7 @@ interface DeviceLog {
   acked: number;
   gapProbes: Set<number>;
   tail: { id: number; next: number; caughtUp: boolean } | undefined;
-  reads: Map<number, { from: number; received: number }>;
+  reads: Map<number, { from: number; limit: number; received: number }>;
 }
 
 interface Device {
@@ -164,6 +165,7 @@ class Simulation {
     for (const device of this.devices) {
       for (const log of device.logs.values()) {
         if (log.handle === 0) this.fail(`${device.name} never got a lease on ${log.name}`);
+        if (log.reads.size > 0) this.fail(`${device.name} ${log.name} reads never ended: ${[...log.reads.keys()].join(', ')}`);
         for (const lsn of log.data.keys()) {
           if (!log.outcomes.has(lsn)) this.fail(`${device.name} ${log.name} lsn ${lsn} never got an outcome`);
         }
@@ -279,8 +281,9 @@ class Simulation {
   private read(device: Device, log: DeviceLog): void {
     const rid = this.nextRid++;
     const from = this.random.below(this.storedEntries(log.name).length + 2);
-    log.reads.set(rid, { from, received: 0 });
-    this.server.send(device.session, frames.read(log.shard, log.handle, rid, from, 1 + this.random.below(20)));
+    const limit = 1 + this.random.below(20);
+    log.reads.set(rid, { from, limit, received: 0 });
+    this.server.send(device.session, frames.read(log.shard, log.handle, rid, from, limit));
   }
 
   private tail(device: Device, log: DeviceLog): void {
@@ -431,6 +434,12 @@ class Simulation {
       if (read === undefined) this.fail(`${device.name} read reply for unknown rid ${frame.b}`);
       if (frame.position !== read.from + read.received) this.fail(`read reply starts at ${frame.position}, expected ${read.from + read.received}`);
       read.received += frame.c;
+      if (read.received > read.limit) this.fail(`read ${frame.b} got ${read.received} entries, limit ${read.limit}`);
+      if ((frame.flags & ENTRIES_READ_END) !== 0) {
+        const caughtUp = (frame.flags & ENTRIES_CAUGHT_UP) !== 0;
+        if (!caughtUp && read.received !== read.limit) this.fail(`read ${frame.b} ended with ${read.received} of ${read.limit} entries before the tail`);
+        log.reads.delete(frame.b);
+      }
       return;
     }
     const tail = log.tail;

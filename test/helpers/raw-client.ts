@@ -6,6 +6,7 @@ import { SHARD_COUNT } from '../../src/constants.js';
 import {
   ENTRIES_CAUGHT_UP,
   ENTRIES_READ_REPLY,
+  ENTRIES_READ_END,
   OP_ACKED,
   OP_CONNECTED,
   OP_ENTRIES,
@@ -110,7 +111,7 @@ export class RawClient {
       const reply = await this.next((f) => (f.op === OP_ENTRIES && (f.flags & ENTRIES_READ_REPLY) !== 0 && f.b === rid) || (f.op === OP_ERROR && f.a === rid));
       if (reply.op === OP_ERROR) throw Object.assign(new Error(`read refused: ${JSON.stringify(reply.body)}`), { code: reply.body?.name });
       entries.push(...reply.entries!);
-      if ((reply.flags & ENTRIES_CAUGHT_UP) !== 0 || entries.length >= limit) return entries;
+      if ((reply.flags & ENTRIES_READ_END) !== 0) return entries;
     }
   }
 
