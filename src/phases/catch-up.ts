@@ -40,6 +40,7 @@ export function catchUpTailers(partition: Partition): void {
     storedRead.logId = partition.logs.key0[log]!;
     storedRead.from = leases.columns.tailNext[lease]!;
     storedRead.to = committed;
+    storedRead.committed = committed;
     storedRead.bytesMax = CATCH_UP_BYTES_PER_BATCH;
     const sent = sendStoredEntries(partition, storedRead);
     leases.columns.tailNext[lease] = storedRead.from + sent;

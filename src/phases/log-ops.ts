@@ -166,6 +166,7 @@ export function read(partition: Partition, session: number, header: number): voi
   storedRead.logId = partition.logs.key0[log]!;
   storedRead.from = from;
   storedRead.to = Math.max(from, Math.min(from + limit, committed));
+  storedRead.committed = committed;
   storedRead.bytesMax = READ_BYTES_MAX;
   partition.storage.refresh();
   sendStoredEntries(partition, storedRead);

@@ -44,21 +44,24 @@ export interface StoredRead {
   logId: number;
   from: number;
   to: number;
+  /** The log's committed tail: reaching it is "caught up". */
+  committed: number;
   bytesMax: number;
 }
 
 /** The one request object callers fill in (no object per read). */
-export const storedRead: StoredRead = { session: 0, handle: 0, rid: 0, readReply: false, logId: 0, from: 0, to: 0, bytesMax: 0 };
+export const storedRead: StoredRead = { session: 0, handle: 0, rid: 0, readReply: false, logId: 0, from: 0, to: 0, committed: 0, bytesMax: 0 };
 
 /**
  * Send committed entries in [from, to) (at most `bytesMax`, at least one entry) to the
- * session. The last frame carries CAUGHT_UP when the entries reach `to`; when there is
- * nothing to send it is an empty frame. Returns the number of entries sent.
+ * session. The last frame carries CAUGHT_UP when the entries reach the committed tail (and
+ * READ_END for a read); when there is nothing to send it is an empty frame. Returns the
+ * number of entries sent.
  */
 export function sendStoredEntries(partition: Partition, read: StoredRead): number {
   scratch.reset();
   const count = partition.storage.readEntries(read.logId, read.from, read.to, read.bytesMax, scratch);
-  const caughtUp = read.from + count >= read.to;
+  const caughtUp = read.from + count >= read.committed;
   const baseFlags = read.readReply ? ENTRIES_READ_REPLY : 0;
   const output = partition.rings.output;
   let cursor = 0;

@@ -46,6 +46,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A test process that dies must not leave its server running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: string): void => {
       output += chunk;
