@@ -90,13 +90,25 @@ const optionSpec = {
   batch: { type: 'string', default: '1' },
   mask: { type: 'string', default: 'zero' },
   verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
 };
+
+/** The usage text is the comment at the top of this file. */
+function usage() {
+  const source = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  return source.split('\n').filter((line, index, lines) => line.startsWith('//') && lines.slice(0, index).every((l) => l.startsWith('//'))).map((line) => line.replace(/^\/\/ ?/, '')).join('\n');
+}
+
 let options;
 try {
   ({ values: options } = parseArgs({ options: optionSpec }));
 } catch (error) {
-  console.error(`load: ${error.message}\nsee the options at the top of bench/load.js`);
+  console.error(`load: ${error.message}\n\n${usage()}`);
   process.exit(2);
+}
+if (options.help) {
+  console.log(usage());
+  process.exit(0);
 }
 
 function integerOption(name, min) {
