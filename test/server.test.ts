@@ -193,7 +193,8 @@ t.test('large entries: 1 MiB round-trips, larger is refused', async (t) => {
   const [read] = await client.read(log.shard, log.handle, 2, 0, 1);
   t.ok(read!.equals(big), 'and read back intact');
   client.send(frames.write(log.shard, log.handle, 2, Buffer.alloc((1 << 20) + 1)));
-  t.ok(await client.next(isError('TOO_LARGE')), 'one byte more is refused');
+  const tooLarge = await client.next(isError('TOO_LARGE'));
+  t.same([tooLarge.b, tooLarge.c], [log.handle, 2], 'one byte more is refused, naming the write by handle and lsn');
   await client.close();
 });
 

@@ -5,10 +5,10 @@ import { writePrefix } from '../net/frame.js';
 import { HEADER_A, HEADER_BYTES, HEADER_OP, HEADER_WORD, OP_CONNECTED } from '../net/protocol.js';
 import { controlPayload, errorBytes, errorPayload, writeError } from '../net/server-frames.js';
 
-export function errorFrame(code: number, rid: number, handle: number, message: string): Buffer {
+export function errorFrame(code: number, rid: number, handle: number, message: string, lsn = 0): Buffer {
   const payload = errorPayload(code, message);
   const frame = Buffer.alloc(errorBytes(payload));
-  writeError(new DataView(frame.buffer, frame.byteOffset, frame.length), frame, 0, code, rid, handle, 0, payload);
+  writeError(new DataView(frame.buffer, frame.byteOffset, frame.length), frame, 0, code, rid, handle, lsn, payload);
   return frame;
 }
 

@@ -16,8 +16,11 @@ import {
   CLOSE_PROTOCOL,
   ERROR,
   HEADER_A,
+  HEADER_B,
+  HEADER_C,
   HEADER_WORD,
   OP_CONNECT,
+  OP_WRITE,
   PREFIX_PAYLOAD_LENGTH,
 } from '../net/protocol.js';
 import { InputRouter } from './router.js';
@@ -143,10 +146,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (offset === length) return;
     const error = router.route(connection.session, bytes, offset, length);
     publishInput();
-    if (error !== 0) {
-      const message = error === ERROR.ALREADY_CONNECTED ? 'this session is already connected' : `frame at byte ${router.errorOffset} of the message refused; the rest of the message was dropped`;
-      ws.send(errorFrame(error, 0, 0, message), true);
-    }
+    if (error !== 0) refuseFrame(ws, bytes, router.errorOffset, error);
+  }
+
+  /** Answer a frame refused on its prefix; a write's error names its handle and lsn when the header is there. */
+  function refuseFrame(ws: Socket, bytes: Uint8Array, offset: number, error: number): void {
+    const header = offset + PREFIX_BYTES;
+    const isWrite = bytes.length >= header + HEADER_C && frameOp(bytes, offset) === OP_WRITE;
+    const handle = isWrite ? readUint32(bytes, header + HEADER_A) : 0;
+    const lsn = isWrite ? readUint32(bytes, header + HEADER_B) : 0;
+    const message =
+      error === ERROR.ALREADY_CONNECTED
+        ? 'this session is already connected'
+        : error === ERROR.TOO_LARGE
+          ? `the frame at byte ${offset} of the message is larger than allowed (entries up to ${options.entryBytesMax} bytes); the rest of the message was dropped`
+          : `the frame at byte ${offset} of the message was refused; the rest of the message was dropped`;
+    ws.send(errorFrame(error, 0, handle, message, lsn), true);
   }
 
   const app = uWS.App();
