@@ -60,9 +60,11 @@ function token(argv: string[]): void {
   const expiresInSeconds = Number(values['expires-in']);
   if (!Number.isInteger(expiresInSeconds) || expiresInSeconds <= 0) fail('--expires-in must be a positive integer', TOKEN_HELP);
   const secretFile = join(values.data!, 'secret');
-  const secret = values.secret ?? process.env.TAILGROVE_SECRET ?? (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : undefined);
+  const secret = values.secret ?? (process.env.TAILGROVE_SECRET || undefined) ?? (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : undefined);
   if (secret === undefined) fail(`no secret: pass --secret, set TAILGROVE_SECRET, or start the server once to create ${secretFile}`, TOKEN_HELP);
-  const grants = (values.grant ?? []).map(parseGrant);
+  if (secret.length < 16) fail('the secret must be at least 16 characters (the server refuses shorter ones)', TOKEN_HELP);
+  if (values.grant === undefined || values.grant.length === 0) fail('at least one --grant is required: a token without grants can lease nothing', TOKEN_HELP);
+  const grants = values.grant.map(parseGrant);
   process.stdout.write(`${mintToken({ sub: values.user, device: values.device, grants }, secret, { expiresInSeconds })}\n`);
 }
 
@@ -70,9 +72,10 @@ export async function cli(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serve(rest);
   if (command === 'token') return token(rest);
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP);
     return;
   }
+  if (command === undefined) fail('a command is required', HELP);
   fail(`unknown command "${command}"`, HELP);
 }

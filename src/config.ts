@@ -28,8 +28,10 @@ Options (each also as an environment variable):
   --secret <string>         TAILGROVE_SECRET          HS256 token secret (default: generated
                                                       and kept in <data>/secret, development)
   --entry-bytes-max <n>     TAILGROVE_ENTRY_BYTES_MAX largest entry in bytes (default 1048576)
-  --handshake-timeout-ms <n> TAILGROVE_HANDSHAKE_TIMEOUT_MS  close sockets that send no
-                                                      connect within this time (default 10000)
+  --handshake-timeout-ms <n>
+                            TAILGROVE_HANDSHAKE_TIMEOUT_MS
+                                                      close sockets that send no connect
+                                                      within this time (default 10000)
   -h, --help                                          this text
 `;
 
@@ -66,7 +68,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
   const values = parsed.values;
   if (values.help) return 'help';
   const pick = (flag: string | undefined, name: string): string | undefined => flag ?? env[name];
-  const secret = pick(values.secret, 'TAILGROVE_SECRET');
+  // An empty TAILGROVE_SECRET is taken as unset (a common way to clear a variable).
+  const secret = values.secret ?? (env.TAILGROVE_SECRET || undefined);
   if (secret !== undefined && secret.length < 16) throw new ConfigError('config: secret must be at least 16 characters');
   return {
     host: pick(values.host, 'TAILGROVE_HOST') ?? '127.0.0.1',

@@ -12,11 +12,15 @@ import { DataDirectoryInUse, lockDataDirectory } from './data-lock.js';
 function loadSecret(dataDir: string, configured: string | undefined): { secret: string; generated: boolean } {
   if (configured !== undefined) return { secret: configured, generated: false };
   const file = join(dataDir, 'secret');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
   return { secret: readFileSync(file, 'utf8').trim(), generated: true };
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Output piped into a closed reader (`| head`) must not take the server down.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   let config;
   try {
     config = parseConfig(argv, process.env);
@@ -40,19 +44,26 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const { secret, generated } = loadSecret(dataDir, config.secret);
-  const server = await startServer({
-    host: config.host,
-    port: config.port,
-    dataDir,
-    workers: config.workers,
-    secret,
-    entryBytesMax: config.entryBytesMax,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    onFatal: (error) => {
-      process.stderr.write(`tailgrove: fatal: ${error.message}\n`);
-      process.exit(70);
-    },
-  });
+  let server;
+  try {
+    server = await startServer({
+      host: config.host,
+      port: config.port,
+      dataDir,
+      workers: config.workers,
+      secret,
+      entryBytesMax: config.entryBytesMax,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      onFatal: (error) => {
+        process.stderr.write(`tailgrove: fatal: ${error.message}\n`);
+        process.exit(70);
+      },
+    });
+  } catch (error) {
+    unlock();
+    process.stderr.write(`tailgrove: cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
   const url = `ws://${config.host}:${server.port}`;
   const { logs, entries, writers } = server.recovered;
   process.stdout.write(`tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, recovered ${logs} logs, ${entries} entries, ${writers} writers)\n`);
@@ -60,10 +71,10 @@ export async function main(argv: string[]): Promise<void> {
     const token = mintToken({ sub: 'dev', device: 'dev-device', grants: [{ site: '*', rights: 'rw' }] }, secret, { expiresInSeconds: 30 * 86400 });
     process.stdout.write(
       `\ndevelopment secret in ${join(dataDir, 'secret')}; a token for user "dev" with read/write on every site (30 days):\n${token}\n\n` +
-        `try it (Node, in this folder):\n` +
+        `try it: save as demo.mjs in this folder, run TOKEN=<the token above> node demo.mjs\n` +
         `  import { connect } from 'tailgrove/client'\n` +
-        `  const log = await (await connect('${url}', { token: process.env.TOKEN })).lease('demo', 'hello')\n` +
-        `  console.log(await log.append(new TextEncoder().encode('hi')), await log.read(0, 10))\n\n`,
+        `  const client = await connect('${url}', { token: process.env.TOKEN }), log = await client.lease('demo', 'hello')\n` +
+        `  console.log(await log.append(new TextEncoder().encode('hi')), await log.read(0, 10)); await client.close()\n\n`,
     );
   }
   let stopping = false;

@@ -63,7 +63,7 @@ t.test('a bad value is a ConfigError naming its key, from a flag or the environm
     ['workers', 'TAILGROVE_WORKERS', ['0', '65', 'many', '2.5']],
     ['entry-bytes-max', 'TAILGROVE_ENTRY_BYTES_MAX', ['0', String((4 << 20) + 1), '1MB']],
     ['handshake-timeout-ms', 'TAILGROVE_HANDSHAKE_TIMEOUT_MS', ['99', '600001', 'soon']],
-    ['secret', 'TAILGROVE_SECRET', ['', 'fifteen-chars!!']],
+    ['secret', 'TAILGROVE_SECRET', ['fifteen-chars!!']],
   ];
   for (const [key, variable, values] of bad) {
     const names = new RegExp(`^config: ${key} must`);
@@ -77,6 +77,12 @@ t.test('a bad value is a ConfigError naming its key, from a flag or the environm
       }
     }
   }
+  t.end();
+});
+
+t.test('an empty secret flag is refused; an empty TAILGROVE_SECRET means unset', (t) => {
+  t.match((thrown(() => parse(['--secret='])) as Error | undefined)?.message, /^config: secret must/, '--secret "" is refused');
+  t.equal((parse([], { TAILGROVE_SECRET: '' }) as Config).secret, undefined, 'TAILGROVE_SECRET="" falls back to the data directory secret');
   t.end();
 });
 

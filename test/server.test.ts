@@ -221,8 +221,11 @@ t.test('restart: tails, epochs, writers and RIFL state are recovered', async (t)
   await after.close();
 });
 
-t.test('a second server on the same data directory refuses to start', async (t) => {
+t.test('a second server on the same data directory or port refuses to start', async (t) => {
   await t.rejects(startServer({ dataDir, workers: 1 }), /data directory .* is in use by process \d+/, 'it names the running server');
+  const otherDir = temporaryDataDir();
+  await t.rejects(startServer({ dataDir: otherDir, workers: 1, port: server.port }), /cannot start: cannot listen on 127\.0\.0\.1:\d+/, 'the port is not shared');
+  removeDataDir(otherDir);
   const client = await device('d-still-there');
   t.ok(await client.lease('acme', 'doc-1', 1), 'the first server is unaffected');
   await client.close();

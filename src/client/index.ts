@@ -10,6 +10,10 @@ export type { AppendOptions, Client, ConnectOptions, Entry, LeasedLog, Session, 
 
 /** Connect to a tailgrove server; resolves once the first session is open. Later drops reconnect on their own. */
 export async function connect(url: string, options: ConnectOptions): Promise<Client> {
+  const token: unknown = options?.token;
+  if (!((typeof token === 'string' && token.length > 0) || typeof token === 'function')) {
+    throw new TypeError('connect(url, { token }): token must be a non-empty string (a JWT from your backend or `npx tailgrove token`) or a function returning one');
+  }
   const client = new TailgroveClient(url, options);
   await client.open();
   return client;

@@ -8,7 +8,7 @@ import uWS from 'uWebSockets.js';
 import { pack, unpack } from 'msgpackr';
 import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../constants.js';
 import { createTokenVerifier, TokenRejected, type Claims } from '../auth/token.js';
-import { checkFrame, frameOp, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
+import { checkFrame, frameOp, frameRid, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
 import {
   CLOSE_AUTH,
   CLOSE_GOING_AWAY,
@@ -63,6 +63,7 @@ type Socket = uWS.WebSocket<Connection>;
 const MESSAGE_BYTES_MAX = 8 << 20;
 const INPUT_FULL_WAIT_MS = 1;
 const NOT_CONNECTED = -1;
+const LISTEN_EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const pipeline: Pipeline = await startPipeline({
@@ -135,8 +136,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     let offset = 0;
     if (connection.session === NOT_CONNECTED) {
       const first = checkFrame(bytes, 0, length, limits);
-      if (first < 0 || frameOp(bytes, 0) !== OP_CONNECT) {
-        ws.send(errorFrame(first < 0 ? -first : ERROR.NOT_CONNECTED, 0, 0, first < 0 ? 'malformed frame' : 'the first frame of a session must be connect'), true);
+      if (first < 0) return refuseFrame(ws, bytes, 0, -first);
+      if (frameOp(bytes, 0) !== OP_CONNECT) {
+        ws.send(errorFrame(ERROR.NOT_CONNECTED, frameRid(bytes, 0), 0, 'the first frame of a session must be connect'), true);
         return;
       }
       connect(ws, connection, bytes, 0);
@@ -161,7 +163,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         : error === ERROR.TOO_LARGE
           ? `the frame at byte ${offset} of the message is larger than allowed (entries up to ${options.entryBytesMax} bytes); the rest of the message was dropped`
           : `the frame at byte ${offset} of the message was refused; the rest of the message was dropped`;
-    ws.send(errorFrame(error, 0, handle, message, lsn), true);
+    ws.send(errorFrame(error, bytes.length >= header + HEADER_C ? frameRid(bytes, offset) : 0, handle, message, lsn), true);
   }
 
   const app = uWS.App();
@@ -224,7 +226,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   waitForOutput();
 
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(options.host, options.port, (socket) => (socket ? resolve(socket) : reject(new Error(`cannot listen on ${options.host}:${options.port}`))));
+    // Exclusive: uWS otherwise sets SO_REUSEPORT, and a second server would silently share the port.
+    // (The native listen takes host, port, options, callback; the typings lack that overload.)
+    const listen = app.listen as unknown as (host: string, port: number, options: number, callback: (socket: uWS.us_listen_socket | false) => void) => void;
+    listen.call(app, options.host, options.port, LISTEN_EXCLUSIVE_PORT, (socket) =>
+      socket ? resolve(socket) : reject(new Error(`cannot listen on ${options.host}:${options.port} (in use, or not an address of this host)`)),
+    );
   });
   const port = uWS.us_socket_local_port(listenSocket);
 

@@ -4,6 +4,8 @@
 import { PREFIX_BYTES, SHARD_COUNT } from '../constants.js';
 import {
   ERROR,
+  HEADER_A,
+  HEADER_B,
   HEADER_BYTES,
   HEADER_OP,
   PREFIX_HEADER_LENGTH,
@@ -77,4 +79,13 @@ export function checkFrame(bytes: Uint8Array, offset: number, available: number,
   const total = PREFIX_BYTES + headerLength + payloadLength;
   if (total > available) return -ERROR.BAD_FRAME;
   return total;
+}
+
+/** The request id a device put in a frame (connect and lease: A, read: B; other ops have none). */
+export function frameRid(bytes: Uint8Array, offset: number): number {
+  const op = frameOp(bytes, offset);
+  const header = offset + PREFIX_BYTES;
+  if (op === OP_CONNECT || op === OP_LEASE) return readUint32(bytes, header + HEADER_A);
+  if (op === OP_READ) return readUint32(bytes, header + HEADER_B);
+  return 0;
 }
