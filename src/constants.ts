@@ -50,8 +50,10 @@ export const SOCKET_BUFFERED_BYTES_MAX = 8 << 20;
 
 // A batch closes when this many input bytes are waiting or the deadline passes.
 export const BATCH_BYTES_MAX = 4 << 20;
-// Spin this many iterations before sleeping on a doorbell: a wake-up costs ~30 µs each way.
-export const DOORBELL_SPIN_ITERATIONS = 2000;
+// Bounds of the adaptive spin before sleeping on a doorbell or barrier (src/ring/adaptive-spin.ts):
+// a wake-up costs ~30 µs each way; 20 000 atomic loads are roughly that long.
+export const SPIN_ITERATIONS_MIN = 64;
+export const SPIN_ITERATIONS_MAX = 20_000;
 
 invariant((SHARD_COUNT & (SHARD_COUNT - 1)) === 0, 'SHARD_COUNT is a power of two');
 for (const size of [INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES]) {

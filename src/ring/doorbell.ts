@@ -1,8 +1,8 @@
 // A doorbell over one Int32 slot pair in shared memory: a sequence number the ringer bumps,
 // and a count of sleepers so the ringer only pays for notify() when someone sleeps.
-// A waiter spins briefly before sleeping: a thread wake-up costs ~30 µs each way here,
-// while a busy pipeline rings again within microseconds.
-import { DOORBELL_SPIN_ITERATIONS } from '../constants.js';
+// A waiter spins before sleeping (adaptively: src/ring/adaptive-spin.ts), because a thread
+// wake-up costs ~30 µs each way here while a busy pipeline rings again within microseconds.
+import { AdaptiveSpin } from './adaptive-spin.js';
 
 const SEQUENCE = 0;
 const SLEEPERS = 1;
@@ -11,6 +11,7 @@ export const DOORBELL_INT32S = 2;
 export class Doorbell {
   private readonly words: Int32Array;
   private readonly base: number;
+  private readonly spin = new AdaptiveSpin();
 
   constructor(words: Int32Array, base: number) {
     this.words = words;
@@ -46,10 +47,14 @@ export class Doorbell {
   /** Wait until the sequence differs from `seen`, or `timeoutMs` passes. Returns the sequence. */
   wait(seen: number, timeoutMs: number): number {
     const index = this.base + SEQUENCE;
-    for (let spin = 0; spin < DOORBELL_SPIN_ITERATIONS; spin++) {
+    for (let spin = 0; spin < this.spin.limit; spin++) {
       const now = Atomics.load(this.words, index);
-      if (now !== seen) return now;
+      if (now !== seen) {
+        this.spin.succeeded();
+        return now;
+      }
     }
+    this.spin.slept();
     Atomics.add(this.words, this.base + SLEEPERS, 1);
     Atomics.wait(this.words, index, seen, timeoutMs);
     Atomics.sub(this.words, this.base + SLEEPERS, 1);

@@ -2,7 +2,7 @@
 // thread to arrive bumps the generation and wakes the others (sense reversal by generation
 // number, so the barrier can be reused for every phase of every batch).
 import { invariant } from '../invariant.js';
-import { DOORBELL_SPIN_ITERATIONS } from '../constants.js';
+import { AdaptiveSpin } from '../ring/adaptive-spin.js';
 
 const ARRIVED = 0;
 const GENERATION = 1;
@@ -12,6 +12,7 @@ export class Barrier {
   private readonly words: Int32Array;
   private readonly base: number;
   private readonly parties: number;
+  private readonly spin = new AdaptiveSpin();
 
   constructor(words: Int32Array, base: number, parties: number) {
     invariant(parties >= 1, 'a barrier has at least one party');
@@ -31,9 +32,13 @@ export class Barrier {
       Atomics.notify(this.words, this.base + GENERATION);
       return true;
     }
-    for (let spin = 0; spin < DOORBELL_SPIN_ITERATIONS; spin++) {
-      if (Atomics.load(this.words, this.base + GENERATION) !== generation) return false;
+    for (let spin = 0; spin < this.spin.limit; spin++) {
+      if (Atomics.load(this.words, this.base + GENERATION) !== generation) {
+        this.spin.succeeded();
+        return false;
+      }
     }
+    this.spin.slept();
     while (Atomics.load(this.words, this.base + GENERATION) === generation) {
       Atomics.wait(this.words, this.base + GENERATION, generation, 1000);
     }
