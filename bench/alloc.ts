@@ -8,6 +8,7 @@ import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { pack } from 'msgpackr';
 import { CONTROL_PAYLOAD_BYTES_MAX } from '../src/constants.js';
+import { DEFAULT_LIMITS } from '../src/limits.js';
 import { InputRouter } from '../src/io-thread/router.js';
 import { COMMITTED_POSITION } from '../src/log/staging.js';
 import { runBatch } from '../src/phases/batch.js';
@@ -57,7 +58,7 @@ for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
   const { input, peerInput, output, staging } = openWorkerRings(buffers);
   inputs.push(input);
   const partition: Partition = new Partition(
-    { workerIndex, workerCount: WORKERS, incarnation: 1, entryBytesMax: 1 << 20 },
+    { workerIndex, workerCount: WORKERS, incarnation: 1, limits: DEFAULT_LIMITS },
     {
       input,
       peerInput,

@@ -36,7 +36,7 @@ export const WRITER_TABLE_CAPACITY = 1 << 12;
 export const COMPLETION_TABLE_CAPACITY = 1 << 14;
 export const SESSION_TABLE_CAPACITY = 1 << 10;
 
-// Per-session limits (the security issue moves these into configuration).
+// The default of the configurable leases-per-session limit (src/limits.ts).
 export const LEASES_PER_SESSION_MAX = 1024;
 export const READ_LIMIT_MAX = 1000;
 export const READ_BYTES_MAX = 4 << 20;
@@ -45,8 +45,6 @@ export const READ_BYTES_MAX = 4 << 20;
 export const CATCH_UP_BYTES_PER_BATCH = 1 << 20;
 // Pushed entries are coalesced per frame up to this many bytes.
 export const PUSH_FRAME_BYTES_MAX = 256 * 1024;
-// A socket with more than this buffered is paused; its tails resume from the log when drained.
-export const SOCKET_BUFFERED_BYTES_MAX = 8 << 20;
 
 // A batch closes when this many input bytes are waiting or the deadline passes.
 export const BATCH_BYTES_MAX = 4 << 20;

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mintToken } from './auth/token.js';
-import { CONFIG_HELP, ConfigError, parseConfig } from './config.js';
+import { CONFIG_HELP, ConfigError, parseConfig, tokenKeys } from './config.js';
 import { startServer } from './io-thread/server.js';
 import { DataDirectoryInUse, lockDataDirectory } from './data-lock.js';
 
@@ -51,9 +51,8 @@ export async function main(argv: string[]): Promise<void> {
       port: config.port,
       dataDir,
       workers: config.workers,
-      secret,
-      entryBytesMax: config.entryBytesMax,
-      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      keys: tokenKeys(secret, config.secrets),
+      limits: config.limits,
       onFatal: (error) => {
         process.stderr.write(`tailgrove: fatal: ${error.message}\n`);
         process.exit(70);

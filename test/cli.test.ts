@@ -17,7 +17,7 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 t.test('token mints a token the server accepts, with the grants asked for', async (t) => {
   const result = run('token', '--user', 'alice', '--device', 'laptop', '--grant', 'acme:rw', '--grant', 'docs:r', '--secret', SECRET);
   t.equal(result.status, 0, result.stderr);
-  const claims = createTokenVerifier(SECRET)(result.stdout.trim());
+  const claims = createTokenVerifier(SECRET).session(result.stdout.trim());
   t.same([claims.sub, claims.device, claims.grants], ['alice', 'laptop', [{ site: 'acme', rights: 'rw' }, { site: 'docs', rights: 'r' }]]);
   t.ok(claims.exp! > Date.now() / 1000 + 86000, 'valid for a day by default');
 });
@@ -27,7 +27,7 @@ t.test('token reads the development secret from the data directory', async (t) =
   writeFileSync(join(dataDir, 'secret'), SECRET);
   const result = run('token', '--user', 'u', '--device', 'd', '--grant', '*:r', '--data', dataDir);
   t.equal(result.status, 0, result.stderr);
-  t.equal(createTokenVerifier(SECRET)(result.stdout.trim()).grants[0]!.site, '*');
+  t.equal(createTokenVerifier(SECRET).session(result.stdout.trim()).grants[0]!.site, '*');
 });
 
 t.test('bad invocations exit 2 with a reason and the usage', async (t) => {

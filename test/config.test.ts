@@ -1,6 +1,7 @@
 // Server configuration: defaults, TAILGROVE_* environment variables, flags over env, and a
 // ConfigError naming the key for every bad value.
 import t from 'tap';
+import { DEFAULT_LIMITS } from '../src/limits.js';
 import { availableParallelism } from 'node:os';
 import { ENTRY_BYTES_MAX_DEFAULT } from '../src/constants.js';
 import { ConfigError, parseConfig, type Config } from '../src/config.js';
@@ -30,6 +31,8 @@ t.test('defaults', (t) => {
     dataDir: './data',
     workers: availableParallelism(),
     secret: undefined,
+    secrets: {},
+    limits: DEFAULT_LIMITS,
     entryBytesMax: ENTRY_BYTES_MAX_DEFAULT,
     handshakeTimeoutMs: 10_000,
   });

@@ -70,7 +70,10 @@ async function drive(server: ServerProcess, state: DeviceState, stopped: () => b
       if (!(error instanceof Error && error.message.startsWith('timed out'))) throw error;
     }
     for (const frame of client.received.splice(0)) record(frame);
+    const before = lowestUnacked;
     while (state.acked.has(lowestUnacked)) lowestUnacked++;
+    // Acknowledge outcomes received, as a real client does, so the server can drop their records.
+    if (lowestUnacked > before && client.socket.readyState === client.socket.OPEN) client.send(frames.ack(lease.shard, lease.handle, lowestUnacked - 1));
   }
   await client.close();
 }

@@ -1,6 +1,7 @@
 // Drain the workers' output rings to the sockets. Records for the same session that follow
 // each other are copied into one scratch buffer and sent as one WebSocket message (the
 // protocol allows several frames per message), corked, so a burst of acks is one syscall.
+// A socket whose buffered bytes pass the bound is reported, so its tails pause.
 import { OUTPUT_FRAMES, OUTPUT_SESSION } from '../net/records.js';
 import type { Ring } from '../ring/ring.js';
 import type { SessionRegistry } from './sessions.js';
@@ -8,6 +9,7 @@ import type { SessionRegistry } from './sessions.js';
 interface Sendable {
   send(message: Uint8Array, isBinary: boolean): number;
   cork(callback: () => void): unknown;
+  getBufferedAmount(): number;
 }
 
 const SCRATCH_BYTES = 1 << 20;
@@ -15,6 +17,8 @@ const SCRATCH_BYTES = 1 << 20;
 export class OutputDrain<Socket extends Sendable> {
   private readonly rings: Ring[];
   private readonly registry: SessionRegistry<Socket>;
+  private readonly bufferedBytesMax: number;
+  private readonly backedUp: (socket: Socket) => void;
   private readonly scratch = Buffer.alloc(SCRATCH_BYTES);
   private scratchLength = 0;
   private scratchSession = -1;
@@ -26,9 +30,11 @@ export class OutputDrain<Socket extends Sendable> {
   /** Frames sent since start (a gauge for metrics and tests). */
   messagesSent = 0;
 
-  constructor(rings: Ring[], registry: SessionRegistry<Socket>) {
+  constructor(rings: Ring[], registry: SessionRegistry<Socket>, bufferedBytesMax: number, backedUp: (socket: Socket) => void) {
     this.rings = rings;
     this.registry = registry;
+    this.bufferedBytesMax = bufferedBytesMax;
+    this.backedUp = backedUp;
   }
 
   drainAll(): void {
@@ -59,6 +65,7 @@ export class OutputDrain<Socket extends Sendable> {
       if (this.socket !== undefined) {
         this.socket.cork(this.sendScratch);
         this.messagesSent++;
+        if (this.socket.getBufferedAmount() > this.bufferedBytesMax) this.backedUp(this.socket);
       }
       this.socket = undefined;
     }
@@ -71,5 +78,6 @@ export class OutputDrain<Socket extends Sendable> {
     if (socket === undefined) return;
     socket.send(frames, true);
     this.messagesSent++;
+    if (socket.getBufferedAmount() > this.bufferedBytesMax) this.backedUp(socket);
   }
 }

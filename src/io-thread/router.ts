@@ -4,15 +4,20 @@
 // the IO thread, the simulation and the allocation benchmark, so all three route alike.
 import { INPUT_CONTENT, INPUT_FRAMES, INPUT_KIND, INPUT_SESSION, INPUT_SESSION_CLOSE, INPUT_SESSION_OPEN } from '../net/records.js';
 import { checkFrame, frameOp, frameShard, type FrameLimits } from '../net/frame.js';
-import { ERROR, OP_CONNECT } from '../net/protocol.js';
+import { OP_ATTEST, OP_CONNECT, OP_REFRESH } from '../net/protocol.js';
+
+/** route() stopped at a frame the IO thread answers itself (connect, attest, refresh). */
+export const ROUTE_STOPPED_AT_SESSION_OP = -1;
 import type { Ring } from '../ring/ring.js';
 
 export class InputRouter {
   private readonly inputs: Ring[];
   private readonly limits: FrameLimits;
   private readonly inputFull: (worker: number) => void;
-  /** After route(): where the refused frame starts, when it returned an error. */
-  errorOffset = 0;
+  /** After route(): where the frame that stopped it starts (an error or a session op). */
+  stopOffset = 0;
+  /** After route(): how many frames it routed. */
+  framesRouted = 0;
 
   /** `inputFull(worker)` must return once that worker's input ring may have room again. */
   constructor(inputs: Ring[], limits: FrameLimits, inputFull: (worker: number) => void) {
@@ -22,8 +27,10 @@ export class InputRouter {
   }
 
   /**
-   * Route the frames in bytes[start, end) of `session`. Frames before a malformed one are
-   * routed; the malformed one and the rest are dropped. Returns 0 or the error code.
+   * Route the frames in bytes[start, end) of `session`, up to the first malformed frame
+   * (returns its error code) or the first session op the IO thread answers itself (returns
+   * ROUTE_STOPPED_AT_SESSION_OP); `stopOffset` says where that frame starts. Returns 0 when
+   * every frame was routed.
    */
   route(session: number, bytes: Uint8Array, start: number, end: number): number {
     const workerCount = this.inputs.length;
@@ -31,22 +38,26 @@ export class InputRouter {
     let mixed = false;
     let cursor = start;
     let error = 0;
+    let frames = 0;
     while (cursor < end) {
       const size = checkFrame(bytes, cursor, end - cursor, this.limits);
       if (size < 0) {
         error = -size;
         break;
       }
-      if (frameOp(bytes, cursor) === OP_CONNECT) {
-        error = ERROR.ALREADY_CONNECTED;
+      const op = frameOp(bytes, cursor);
+      if (op === OP_CONNECT || op === OP_ATTEST || op === OP_REFRESH) {
+        error = ROUTE_STOPPED_AT_SESSION_OP;
         break;
       }
+      frames++;
       const target = frameShard(bytes, cursor) % workerCount;
       if (worker < 0) worker = target;
       else if (target !== worker) mixed = true;
       cursor += size;
     }
-    this.errorOffset = cursor;
+    this.stopOffset = cursor;
+    this.framesRouted = frames;
     if (!mixed && cursor > start) {
       this.copyFrames(worker, session, bytes, start, cursor);
     } else if (mixed) {
@@ -65,7 +76,12 @@ export class InputRouter {
   }
 
   closeSession(session: number): void {
-    for (let worker = 0; worker < this.inputs.length; worker++) this.copyRecord(worker, INPUT_SESSION_CLOSE, session, undefined, 0, 0);
+    this.broadcast(INPUT_SESSION_CLOSE, session);
+  }
+
+  /** Tell every worker about a session event (grants changed, revoked, paused, resumed). */
+  broadcast(kind: number, session: number, content?: Uint8Array): void {
+    for (let worker = 0; worker < this.inputs.length; worker++) this.copyRecord(worker, kind, session, content, 0, content?.length ?? 0);
   }
 
   /** Make everything routed so far visible to the workers. */

@@ -1,46 +1,52 @@
 // The IO thread: a uWebSockets.js app. Inbound, it reads only the fixed prefix of each frame,
 // validates it and copies the frames once into the input ring of the worker that owns their
-// shard (a message whose frames all go to one worker is one copy). It authenticates connect
-// itself (tokens are an edge concern) and tells every worker about session opens and closes.
+// shard (a message whose frames all go to one worker is one copy). Session ops — connect,
+// refresh, attest — are answered here (session-control.ts): credentials are an edge concern.
 // Outbound, it drains the workers' output rings when they ring, coalescing consecutive
-// frames for one session into one WebSocket message.
+// frames for one session into one WebSocket message, and pauses the tails of a socket that
+// backs up. It also enforces the per-connection limits and serves the admin API.
 import uWS from 'uWebSockets.js';
-import { pack, unpack } from 'msgpackr';
-import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../constants.js';
-import { createTokenVerifier, TokenRejected, type Claims } from '../auth/token.js';
-import { checkFrame, frameOp, frameRid, readUint16, readUint32, type FrameLimits } from '../net/frame.js';
+import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES } from '../constants.js';
+import { Revocations } from '../auth/revocations.js';
+import { createTokenVerifier, type TokenKeys } from '../auth/token.js';
+import type { Limits } from '../limits.js';
+import { openStore } from '../log/lmdb-store.js';
+import { checkFrame, frameOp, frameRid, readUint32, type FrameLimits } from '../net/frame.js';
 import {
-  CLOSE_AUTH,
+  CLOSE_CONNECTION_LIMIT,
   CLOSE_GOING_AWAY,
   CLOSE_HANDSHAKE_TIMEOUT,
   CLOSE_PROTOCOL,
+  CLOSE_VIOLATIONS,
   ERROR,
   HEADER_A,
   HEADER_B,
   HEADER_C,
-  HEADER_WORD,
   OP_CONNECT,
+  OP_REFRESH,
   OP_WRITE,
-  PREFIX_PAYLOAD_LENGTH,
 } from '../net/protocol.js';
-import { InputRouter } from './router.js';
-import { connectedFrame, errorFrame } from './control-frames.js';
-import { OutputDrain } from './output-drain.js';
-import { SessionRegistry } from './sessions.js';
-import { Ring } from '../ring/ring.js';
-import { Doorbell } from '../ring/doorbell.js';
-import { startPipeline, type Pipeline } from '../workers/pipeline.js';
-import { OUTPUT_DOORBELL, WORK_DOORBELL } from '../workers/layout.js';
+import { INPUT_SESSION_PAUSE, INPUT_SESSION_RESUME } from '../net/records.js';
 import type { RecoverySummary } from '../phases/recovery.js';
+import { Doorbell } from '../ring/doorbell.js';
+import { Ring } from '../ring/ring.js';
+import { OUTPUT_DOORBELL, WORK_DOORBELL } from '../workers/layout.js';
+import { startPipeline, type Pipeline } from '../workers/pipeline.js';
+import { registerAdminApi } from './admin-api.js';
+import { newConnection, NOT_CONNECTED, type Connection } from './connection.js';
+import { errorFrame } from './control-frames.js';
+import { OutputDrain } from './output-drain.js';
+import { ROUTE_STOPPED_AT_SESSION_OP, InputRouter } from './router.js';
+import { SessionControl } from './session-control.js';
+import { SessionRegistry } from './sessions.js';
 
 export interface ServerOptions {
   host: string;
   port: number;
   dataDir: string;
   workers: number;
-  secret: string;
-  entryBytesMax: number;
-  handshakeTimeoutMs: number;
+  keys: TokenKeys;
+  limits: Limits;
   onFatal: (error: Error) => void;
 }
 
@@ -52,130 +58,152 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-interface Connection {
-  session: number;
-  handshakeTimer: NodeJS.Timeout | undefined;
-}
-
 type Socket = uWS.WebSocket<Connection>;
 
-// A WebSocket message must fit one input ring record (frames are copied whole).
-const MESSAGE_BYTES_MAX = 8 << 20;
 const INPUT_FULL_WAIT_MS = 1;
-const NOT_CONNECTED = -1;
 const LISTEN_EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT
+// The rate limiter's clock: integer ticks, so reading it never allocates.
+const TICK_MS = 10;
+const REVOCATION_PRUNE_MS = 3600_000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { limits } = options;
   const pipeline: Pipeline = await startPipeline({
     dataDir: options.dataDir,
     workerCount: options.workers,
-    entryBytesMax: options.entryBytesMax,
+    limits,
     onFatal: options.onFatal,
   });
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));
   const workDoorbell = new Doorbell(pipeline.control, WORK_DOORBELL);
   const registry = new SessionRegistry<Socket>();
+  const openSockets = new Set<Socket>();
+  const connectionsByAddress = new Map<string, number>();
+  const verify = createTokenVerifier(options.keys, { clockSkewSeconds: limits.clockSkewSeconds });
+  const store = openStore(options.dataDir);
+  const revocations = new Revocations(store.revocations);
+  await revocations.prune(Math.floor(Date.now() / 1000));
+  const frameLimits: FrameLimits = { entryBytesMax: limits.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
+  let tick = 0;
+  const clock = setInterval(() => tick++, TICK_MS);
+  const pruning = setInterval(() => void revocations.prune(Math.floor(Date.now() / 1000)), REVOCATION_PRUNE_MS);
+  const framesPerTick = Math.max(1, Math.floor((limits.framesPerSecond * TICK_MS) / 1000));
+
   const drain = new OutputDrain(
     pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.output)),
     registry,
+    limits.socketBufferedBytesMax,
+    (ws) => pauseTails(ws),
   );
-  const verify = createTokenVerifier(options.secret);
-  const limits: FrameLimits = { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
-  const openSockets = new Set<Socket>();
-
   // While a worker's input ring is full, keep its output flowing (a worker may be waiting for
   // output room) and wait a little: the socket is not read meanwhile, which is TCP backpressure.
-  const router = new InputRouter(inputs, limits, (worker) => {
+  const router = new InputRouter(inputs, frameLimits, (worker) => {
     workDoorbell.ring();
     drain.drainAll();
     inputs[worker]!.waitForRoom(INPUT_FULL_WAIT_MS);
   });
-
-  function publishInput(): void {
+  const publishInput = (): void => {
     router.publish();
     workDoorbell.ring();
-  }
+  };
+  const control = new SessionControl<Socket>(registry, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax });
 
-  function refuse(ws: Socket, code: number, rid: number, message: string, closeCode: number): void {
-    ws.send(errorFrame(code, rid, 0, message), true);
-    ws.end(closeCode, message.slice(0, 120));
-  }
-
-  function connect(ws: Socket, connection: Connection, bytes: Uint8Array, offset: number): void {
-    const header = offset + PREFIX_BYTES;
-    const rid = readUint32(bytes, header + HEADER_A);
-    const version = readUint16(bytes, header + HEADER_WORD);
-    if (version !== PROTOCOL_VERSION) {
-      return refuse(ws, ERROR.BAD_VERSION, rid, `protocol version ${version} is not supported; this server speaks ${PROTOCOL_VERSION}`, CLOSE_AUTH);
-    }
-    const payloadStart = header + readUint16(bytes, offset);
-    const payloadLength = readUint32(bytes, offset + PREFIX_PAYLOAD_LENGTH);
-    let claims: Claims;
-    try {
-      const request = unpack(bytes.subarray(payloadStart, payloadStart + payloadLength)) as { token?: unknown };
-      if (typeof request?.token !== 'string') throw new TokenRejected('connect payload must be msgpack { token: string }', false);
-      claims = verify(request.token);
-    } catch (error) {
-      const expired = error instanceof TokenRejected && error.expired;
-      const message = error instanceof Error ? error.message : String(error);
-      return refuse(ws, expired ? ERROR.TOKEN_EXPIRED : ERROR.BAD_TOKEN, rid, message, CLOSE_AUTH);
-    }
-    const session = registry.open(ws);
-    if (session < 0) return refuse(ws, ERROR.LIMIT, rid, 'the server has no free session slots', CLOSE_GOING_AWAY);
-    connection.session = session;
-    clearTimeout(connection.handshakeTimer);
-    connection.handshakeTimer = undefined;
-    router.openSession(session, packClaims(claims));
+  function pauseTails(ws: Socket): void {
+    const connection = ws.getUserData();
+    if (connection.paused || connection.session === NOT_CONNECTED) return;
+    connection.paused = true;
+    router.broadcast(INPUT_SESSION_PAUSE, connection.session);
     publishInput();
-    ws.send(connectedFrame(rid, { session, user: claims.sub, device: claims.device, expiresAt: claims.exp, entryBytesMax: options.entryBytesMax, shardCount: SHARD_COUNT }), true);
   }
 
-  function route(ws: Socket, connection: Connection, message: ArrayBuffer): void {
+  function resumeTails(ws: Socket): void {
+    const connection = ws.getUserData();
+    if (!connection.paused || ws.getBufferedAmount() > limits.socketBufferedBytesMax / 2) return;
+    connection.paused = false;
+    router.broadcast(INPUT_SESSION_RESUME, connection.session);
+    publishInput();
+  }
+
+  /** A token bucket of frames per connection, refilled by ticks; false when it ran dry. */
+  function takeFrameTokens(connection: Connection): boolean {
+    const elapsed = tick - connection.refilledAtTick;
+    if (elapsed > 0) {
+      connection.frameTokens = Math.min(limits.framesBurst, connection.frameTokens + elapsed * framesPerTick);
+      connection.refilledAtTick = tick;
+    }
+    return connection.frameTokens > 0;
+  }
+
+  /** Answer a frame refused on its prefix; a write's error names its handle and lsn when the header is there. */
+  function refuseFrame(ws: Socket, bytes: Uint8Array, offset: number, error: number): void {
+    const connection = ws.getUserData();
+    const header = offset + PREFIX_BYTES;
+    const headerPresent = bytes.length >= header + HEADER_C;
+    const isWrite = headerPresent && frameOp(bytes, offset) === OP_WRITE;
+    const message =
+      error === ERROR.TOO_LARGE
+        ? `the frame at byte ${offset} of the message is larger than allowed (entries up to ${limits.entryBytesMax} bytes); the rest of the message was dropped`
+        : `the frame at byte ${offset} of the message was refused; the rest of the message was dropped`;
+    ws.send(errorFrame(error, headerPresent ? frameRid(bytes, offset) : 0, isWrite ? readUint32(bytes, header + HEADER_A) : 0, message, isWrite ? readUint32(bytes, header + HEADER_B) : 0), true);
+    if (++connection.violations > limits.violationsMax) ws.end(CLOSE_VIOLATIONS, 'too many malformed frames');
+  }
+
+  function route(ws: Socket, message: ArrayBuffer): void {
+    const connection = ws.getUserData();
     const bytes = new Uint8Array(message);
     const length = bytes.length;
     let offset = 0;
     if (connection.session === NOT_CONNECTED) {
-      const first = checkFrame(bytes, 0, length, limits);
+      const first = checkFrame(bytes, 0, length, frameLimits);
       if (first < 0) return refuseFrame(ws, bytes, 0, -first);
       if (frameOp(bytes, 0) !== OP_CONNECT) {
         ws.send(errorFrame(ERROR.NOT_CONNECTED, frameRid(bytes, 0), 0, 'the first frame of a session must be connect'), true);
         return;
       }
-      connect(ws, connection, bytes, 0);
-      if (connection.session === NOT_CONNECTED) return;
+      if (!control.connect(ws, bytes, 0)) return;
       offset = first;
     }
-    if (offset === length) return;
-    const error = router.route(connection.session, bytes, offset, length);
-    publishInput();
-    if (error !== 0) refuseFrame(ws, bytes, router.errorOffset, error);
-  }
-
-  /** Answer a frame refused on its prefix; a write's error names its handle and lsn when the header is there. */
-  function refuseFrame(ws: Socket, bytes: Uint8Array, offset: number, error: number): void {
-    const header = offset + PREFIX_BYTES;
-    const isWrite = bytes.length >= header + HEADER_C && frameOp(bytes, offset) === OP_WRITE;
-    const handle = isWrite ? readUint32(bytes, header + HEADER_A) : 0;
-    const lsn = isWrite ? readUint32(bytes, header + HEADER_B) : 0;
-    const message =
-      error === ERROR.ALREADY_CONNECTED
-        ? 'this session is already connected'
-        : error === ERROR.TOO_LARGE
-          ? `the frame at byte ${offset} of the message is larger than allowed (entries up to ${options.entryBytesMax} bytes); the rest of the message was dropped`
-          : `the frame at byte ${offset} of the message was refused; the rest of the message was dropped`;
-    ws.send(errorFrame(error, bytes.length >= header + HEADER_C ? frameRid(bytes, offset) : 0, handle, message, lsn), true);
+    if (connection.revoked) {
+      // Only a refresh brings a revoked session back; everything else is refused.
+      const size = checkFrame(bytes, offset, length - offset, frameLimits);
+      if (size > 0 && frameOp(bytes, offset) === OP_REFRESH) control.sessionOp(ws, bytes, offset, OP_REFRESH);
+      else if (offset < length) control.refuseRevoked(ws, size > 0 ? frameRid(bytes, offset) : 0);
+      return;
+    }
+    if (offset < length && !takeFrameTokens(connection)) {
+      ws.send(errorFrame(ERROR.RATE_LIMITED, frameRid(bytes, offset), 0, `more than ${limits.framesPerSecond} frames per second: the message was dropped, send it again later`), true);
+      return;
+    }
+    while (offset < length) {
+      const outcome = router.route(connection.session, bytes, offset, length);
+      connection.frameTokens -= router.framesRouted;
+      publishInput();
+      if (outcome === 0) return;
+      const stop = router.stopOffset;
+      if (outcome !== ROUTE_STOPPED_AT_SESSION_OP) return refuseFrame(ws, bytes, stop, outcome);
+      control.sessionOp(ws, bytes, stop, frameOp(bytes, stop));
+      if (connection.session === NOT_CONNECTED || connection.revoked) return;
+      offset = stop + checkFrame(bytes, stop, length - stop, frameLimits);
+    }
   }
 
   const app = uWS.App();
   app.ws<Connection>('/*', {
-    maxPayloadLength: MESSAGE_BYTES_MAX,
-    maxBackpressure: 64 << 20,
+    maxPayloadLength: limits.messageBytesMax,
+    // The last resort behind pausing tails: a socket that backs up this far is closed.
+    maxBackpressure: Math.max(64 << 20, limits.socketBufferedBytesMax * 4),
     closeOnBackpressureLimit: 1,
-    idleTimeout: 120,
+    idleTimeout: limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
+      const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const fromAddress = connectionsByAddress.get(address) ?? 0;
+      if (openSockets.size >= limits.connectionsMax || fromAddress >= limits.connectionsPerAddressMax) {
+        res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end(`tailgrove: connection limit reached (CONNECTION_LIMIT, close ${CLOSE_CONNECTION_LIMIT})\n`);
+        return;
+      }
       res.upgrade<Connection>(
-        { session: NOT_CONNECTED, handshakeTimer: undefined },
+        newConnection(address, limits.framesBurst, tick),
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -185,29 +213,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     open: (ws) => {
       openSockets.add(ws);
       const connection = ws.getUserData();
+      connectionsByAddress.set(connection.address, (connectionsByAddress.get(connection.address) ?? 0) + 1);
       connection.handshakeTimer = setTimeout(() => {
         if (connection.session === NOT_CONNECTED) ws.end(CLOSE_HANDSHAKE_TIMEOUT, 'no connect within the handshake timeout');
-      }, options.handshakeTimeoutMs);
+      }, limits.handshakeTimeoutMs);
     },
     message: (ws, message, isBinary) => {
       if (!isBinary) {
         ws.end(CLOSE_PROTOCOL, 'tailgrove speaks binary frames only');
         return;
       }
-      route(ws, ws.getUserData(), message);
+      route(ws, message);
     },
+    drain: (ws) => resumeTails(ws),
     close: (ws) => {
       openSockets.delete(ws);
       const connection = ws.getUserData();
-      clearTimeout(connection.handshakeTimer);
-      if (connection.session !== NOT_CONNECTED) {
-        registry.close(connection.session);
-        router.closeSession(connection.session);
-        publishInput();
-        connection.session = NOT_CONNECTED;
-      }
+      const remaining = (connectionsByAddress.get(connection.address) ?? 1) - 1;
+      if (remaining === 0) connectionsByAddress.delete(connection.address);
+      else connectionsByAddress.set(connection.address, remaining);
+      control.closed(connection);
     },
   });
+  registerAdminApi(app, { verify, revocations, applyRevocations: () => control.applyRevocations(openSockets) });
   app.get('/*', (res) => {
     res.writeHeader('content-type', 'text/plain').end('tailgrove: connect a WebSocket to this address (docs/PROTOCOL.md)\n');
   });
@@ -242,13 +270,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       uWS.us_listen_socket_close(listenSocket);
       for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+      clearInterval(clock);
+      clearInterval(pruning);
       await pipeline.stop();
       running = false;
       drain.drainAll();
+      await store.root.close();
     },
   };
-}
-
-function packClaims(claims: Claims): Buffer {
-  return pack([claims.sub, claims.device, claims.grants]);
 }

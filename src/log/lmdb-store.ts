@@ -3,6 +3,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { join } from 'node:path';
 import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, entryKeyPosition, writeEntryKey } from './keys.js';
+import type { Revocation } from '../auth/revocations.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
 
 export interface Store {
@@ -11,6 +12,8 @@ export interface Store {
   completions: Database<Buffer, Buffer>;
   writers: Database<[number, number, number, number], [number, string]>;
   logs: Database<[number, number], string>;
+  /** Written by the IO thread only (admin revocations); src/auth/revocations.ts. */
+  revocations: Database<Revocation, string>;
 }
 
 // LMDB reserves the address space up front; 64 GiB of it costs nothing until used.
@@ -31,6 +34,7 @@ export function openStore(dataDir: string): Store {
     completions: root.openDB<Buffer, Buffer>({ name: 'completions', keyEncoding: 'binary', encoding: 'binary' }),
     writers: root.openDB<[number, number, number, number], [number, string]>({ name: 'writers', encoding: 'msgpack' }),
     logs: root.openDB<[number, number], string>({ name: 'logs', encoding: 'msgpack' }),
+    revocations: root.openDB<Revocation, string>({ name: 'revocations', encoding: 'msgpack' }),
   };
 }
 

@@ -12,7 +12,9 @@ import {
   PREFIX_PAYLOAD_LENGTH,
   PREFIX_SHARD,
   OP_ACK,
+  OP_ATTEST,
   OP_CONNECT,
+  OP_REFRESH,
   OP_LEASE,
   OP_READ,
   OP_RELEASE,
@@ -23,7 +25,7 @@ import {
 
 // Header length by op for inbound ops (0 = not a device op), as a flat table for the hot path.
 const INBOUND_HEADER_BYTES = new Uint8Array(256);
-for (const op of [OP_CONNECT, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE]) {
+for (const op of [OP_CONNECT, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE, OP_ATTEST, OP_REFRESH]) {
   INBOUND_HEADER_BYTES[op] = HEADER_BYTES[op]!;
 }
 
@@ -85,7 +87,7 @@ export function checkFrame(bytes: Uint8Array, offset: number, available: number,
 export function frameRid(bytes: Uint8Array, offset: number): number {
   const op = frameOp(bytes, offset);
   const header = offset + PREFIX_BYTES;
-  if (op === OP_CONNECT || op === OP_LEASE) return readUint32(bytes, header + HEADER_A);
+  if (op === OP_CONNECT || op === OP_LEASE || op === OP_ATTEST || op === OP_REFRESH) return readUint32(bytes, header + HEADER_A);
   if (op === OP_READ) return readUint32(bytes, header + HEADER_B);
   return 0;
 }

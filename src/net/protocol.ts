@@ -26,6 +26,8 @@ export const OP_READ = 0x05; // A=handle B=rid C=limit POSITION=from
 export const OP_TAIL = 0x06; // A=handle B=tailId POSITION=from
 export const OP_UNTAIL = 0x07; // A=handle
 export const OP_RELEASE = 0x08; // A=handle
+export const OP_ATTEST = 0x09; // A=rid; payload msgpack { token } (a grant token)
+export const OP_REFRESH = 0x0a; // A=rid; payload msgpack { token } (a new session token, same user and device)
 
 // Server → device ops.
 export const OP_CONNECTED = 0x81; // word=version A=rid; payload msgpack { session, user, device, expiresAt, entryBytesMax, shardCount }
@@ -34,6 +36,8 @@ export const OP_ACKED = 0x83; // "_ack": A=handle B=lsn POSITION=position
 export const OP_NACKED = 0x84; // "_nack": flags=reason A=handle B=lsn C=expectedLsn POSITION=tail
 export const OP_ENTRIES = 0x85; // flags=ENTRIES_* A=handle B=rid or tailId C=count POSITION=from; payload = count × (u32 length, bytes)
 export const OP_ERROR = 0x86; // word=code A=rid B=handle C=lsn (write, ack); payload msgpack { code, name, message, ...details }
+export const OP_OK = 0x87; // "_ok": A=rid; payload msgpack { expiresAt } (attest, refresh)
+export const OP_REVOKED = 0x88; // "_revoke": A=handle; payload msgpack { reason } — the lease is gone
 
 // Fixed header lengths per op: a frame whose header length differs is malformed.
 export const HEADER_BYTES: Readonly<Record<number, number>> = {
@@ -45,12 +49,16 @@ export const HEADER_BYTES: Readonly<Record<number, number>> = {
   [OP_TAIL]: 24,
   [OP_UNTAIL]: 8,
   [OP_RELEASE]: 8,
+  [OP_ATTEST]: 8,
+  [OP_REFRESH]: 8,
   [OP_CONNECTED]: 8,
   [OP_LEASED]: 28,
   [OP_ACKED]: 24,
   [OP_NACKED]: 24,
   [OP_ENTRIES]: 24,
   [OP_ERROR]: 16,
+  [OP_OK]: 8,
+  [OP_REVOKED]: 8,
 };
 
 // Flags.
@@ -80,9 +88,15 @@ export const ERROR = {
   FENCED: 12,
   GONE: 13,
   BAD_REQUEST: 14,
-  LIMIT: 15,
+  LEASE_LIMIT: 15,
   STALE_LSN: 16,
   INTERNAL: 17,
+  REVOKED: 18,
+  TOKEN_NOT_YET_VALID: 19,
+  TAIL_LIMIT: 20,
+  UNACKED_LIMIT: 21,
+  RATE_LIMITED: 22,
+  CONNECTION_LIMIT: 23,
 } as const;
 export type ErrorName = keyof typeof ERROR;
 export const ERROR_NAMES: readonly string[] = (() => {
@@ -97,6 +111,9 @@ export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_PROTOCOL = 4000; // a text message (frames are binary only)
 export const CLOSE_AUTH = 4001; // connect refused: bad, expired token or wrong protocol version
 export const CLOSE_HANDSHAKE_TIMEOUT = 4002; // no connect within the handshake timeout
+export const CLOSE_TOKEN_EXPIRED = 4003; // the session's token expired and was not refreshed
+export const CLOSE_VIOLATIONS = 4004; // too many malformed frames
+export const CLOSE_CONNECTION_LIMIT = 4005; // the server or this address has too many connections
 
 /** The shard of a log: FNV-1a 32 over UTF-8 `site`, a 0 byte, UTF-8 `log`, masked. */
 export function shardOf(site: string, log: string, shardCount: number): number {

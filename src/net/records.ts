@@ -6,6 +6,10 @@ export const INPUT_CONTENT = 8;
 export const INPUT_FRAMES = 1; // content: one or more validated frames for this worker
 export const INPUT_SESSION_OPEN = 2; // content: msgpack [user, device, grants]
 export const INPUT_SESSION_CLOSE = 3; // no content
+export const INPUT_SESSION_GRANTS = 4; // content: msgpack grants (the session's whole list now)
+export const INPUT_SESSION_REVOKE = 5; // no content: every lease of the session is revoked
+export const INPUT_SESSION_PAUSE = 6; // no content: the socket is backed up, stop pushing tails
+export const INPUT_SESSION_RESUME = 7; // no content: drained, tails resume from the log
 
 // Output ring (worker → IO thread): [u32 session][u32 unused][frames to send].
 export const OUTPUT_SESSION = 0;

@@ -19,6 +19,7 @@ import {
   OP_ERROR,
   OP_LEASED,
   OP_NACKED,
+  OP_REVOKED,
 } from './protocol.js';
 
 export const ACKED_BYTES = PREFIX_BYTES + HEADER_BYTES[OP_ACKED]!;
@@ -99,4 +100,15 @@ export function writeError(view: DataView, bytes: Uint8Array, offset: number, co
   view.setUint32(header + HEADER_C, lsn, true);
   bytes.set(payload, header + HEADER_BYTES[OP_ERROR]!);
   return errorBytes(payload);
+}
+
+export function revokedBytes(payload: Uint8Array): number {
+  return PREFIX_BYTES + HEADER_BYTES[OP_REVOKED]! + payload.length;
+}
+
+export function writeRevoked(view: DataView, bytes: Uint8Array, offset: number, handle: number, payload: Uint8Array): number {
+  const header = writeHeaderStart(view, offset, OP_REVOKED, 0, 0, payload.length);
+  view.setUint32(header + HEADER_A, handle, true);
+  bytes.set(payload, header + HEADER_BYTES[OP_REVOKED]!);
+  return revokedBytes(payload);
 }

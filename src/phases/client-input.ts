@@ -17,10 +17,21 @@ import {
   PREFIX_PAYLOAD_LENGTH,
   PREFIX_SHARD,
 } from '../net/protocol.js';
-import { INPUT_CONTENT, INPUT_FRAMES, INPUT_KIND, INPUT_SESSION, INPUT_SESSION_CLOSE, INPUT_SESSION_OPEN } from '../net/records.js';
+import {
+  INPUT_CONTENT,
+  INPUT_FRAMES,
+  INPUT_KIND,
+  INPUT_SESSION,
+  INPUT_SESSION_CLOSE,
+  INPUT_SESSION_GRANTS,
+  INPUT_SESSION_OPEN,
+  INPUT_SESSION_PAUSE,
+  INPUT_SESSION_RESUME,
+  INPUT_SESSION_REVOKE,
+} from '../net/records.js';
 import { ack, read, release, tail, untail, write } from './log-ops.js';
 import { sendError } from './output.js';
-import { closeSession, leaseLog, openSession } from './sessions.js';
+import { closeSession, leaseLog, openSession, pauseSession, resumeSession, revokeSession, updateGrants } from './sessions.js';
 import type { Partition } from './state.js';
 
 /** Process the input published so far. Returns the number of records processed. */
@@ -36,6 +47,10 @@ export function processClientInput(partition: Partition): number {
     if (kind === INPUT_FRAMES) processFrames(partition, session, content, contentLength);
     else if (kind === INPUT_SESSION_OPEN) openSession(partition, session, input.bytes.subarray(content, content + contentLength));
     else if (kind === INPUT_SESSION_CLOSE) closeSession(partition, session);
+    else if (kind === INPUT_SESSION_GRANTS) updateGrants(partition, session, input.bytes.subarray(content, content + contentLength));
+    else if (kind === INPUT_SESSION_REVOKE) revokeSession(partition, session);
+    else if (kind === INPUT_SESSION_PAUSE) pauseSession(partition, session);
+    else if (kind === INPUT_SESSION_RESUME) resumeSession(partition, session);
     else invariant(false, `unknown input record kind ${kind}`);
     input.advance();
     records++;

@@ -31,13 +31,23 @@ import { reserveOutput, sendError, sendNacked } from './output.js';
 import { detachLease } from './sessions.js';
 import { copyRingBytes } from '../ring/ring.js';
 import { reserveStage, reserveStagedFrame, stageTrimCompletions, stageWriter } from './stage.js';
-import { NO_SLOT, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, type Partition } from './state.js';
+import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
 import { sendStoredEntries, storedRead } from './stored-entries.js';
 
 /** The lease slot of (session, handle), or NO_SLOT after sending UNKNOWN_HANDLE. */
 function findLease(partition: Partition, session: number, handle: number, lsn: number, rid: number): number {
   const lease = partition.leases.find(session, handle);
   if (lease === NO_SLOT) sendError(partition, session, rid, handle, lsn, ERROR.UNKNOWN_HANDLE, `handle ${handle} is not leased by this session on this shard`);
+  return lease;
+}
+
+/** The lease slot of (session, handle) if it may read, or NO_SLOT after sending the error. */
+function findReadableLease(partition: Partition, session: number, handle: number, rid: number): number {
+  const lease = findLease(partition, session, handle, 0, rid);
+  if (lease !== NO_SLOT && (partition.leases.columns.rights[lease]! & RIGHT_READ) === 0) {
+    sendError(partition, session, rid, handle, 0, ERROR.FORBIDDEN, 'no grant to read this log');
+    return NO_SLOT;
+  }
   return lease;
 }
 
@@ -69,6 +79,11 @@ export function write(partition: Partition, session: number, header: number, pay
   const writerId = writers.writerId[writer]!;
   const last = writers.lastLsn[writer]!;
   if (lsn === last + 1) {
+    const unackedMax = partition.config.limits.unackedWritesPerWriter;
+    if (lsn - writers.ackedLsn[writer]! > unackedMax) {
+      sendError(partition, session, 0, handle, lsn, ERROR.UNACKED_LIMIT, `at most ${unackedMax} writes without an ack; ack the outcomes received, then resend from lsn ${lsn}`, { max: unackedMax });
+      return;
+    }
     appendEntry(partition, session, handle, lease, writer, lsn, header, payload, payloadLength);
   } else if (lsn <= writers.ackedLsn[writer]!) {
     sendError(partition, session, 0, handle, lsn, ERROR.STALE_LSN, `lsn ${lsn} was already acknowledged (ack ${writers.ackedLsn[writer]})`);
@@ -151,7 +166,7 @@ export function read(partition: Partition, session: number, header: number): voi
   const input = partition.rings.input;
   const handle = input.view.getUint32(header + HEADER_A, true);
   const rid = input.view.getUint32(header + HEADER_B, true);
-  const lease = findLease(partition, session, handle, 0, rid);
+  const lease = findReadableLease(partition, session, handle, rid);
   if (lease === NO_SLOT) return;
   const from = positionArgument(partition, session, rid, handle, header);
   if (from < 0) return;
@@ -174,16 +189,29 @@ export function read(partition: Partition, session: number, header: number): voi
 
 export function tail(partition: Partition, session: number, header: number): void {
   const handle = partition.rings.input.view.getUint32(header + HEADER_A, true);
-  const lease = findLease(partition, session, handle, 0, 0);
+  const lease = findReadableLease(partition, session, handle, 0);
   if (lease === NO_SLOT) return;
   const from = positionArgument(partition, session, 0, handle, header);
   if (from < 0) return;
   const leases = partition.leases.columns;
   const log = leases.logSlot[lease]!;
-  if (leases.tailState[lease] === TAIL_OFF) partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! + 1;
+  const sessions = partition.sessions.columns;
+  const sessionSlot = partition.sessions.find(session, 0);
+  if (leases.tailState[lease] === TAIL_OFF) {
+    const tailsMax = partition.config.limits.tailsPerSession;
+    if (sessions.tails[sessionSlot]! >= tailsMax) {
+      sendError(partition, session, 0, handle, 0, ERROR.TAIL_LIMIT, `at most ${tailsMax} tails per session`, { max: tailsMax });
+      return;
+    }
+    sessions.tails[sessionSlot] = sessions.tails[sessionSlot]! + 1;
+    partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! + 1;
+  }
   leases.tailNext[lease] = from;
   leases.tailId[lease] = partition.rings.input.view.getUint32(header + HEADER_B, true);
-  if (from >= partition.logs.columns.committed[log]!) {
+  if (sessions.paused[sessionSlot] === 1) {
+    // The socket is backed up: the tail starts when it drains.
+    leases.tailState[lease] = TAIL_PAUSED;
+  } else if (from >= partition.logs.columns.committed[log]!) {
     leases.tailState[lease] = TAIL_LIVE;
     const output = partition.rings.output;
     writeEntriesHeader(output.view, reserveOutput(partition, session, ENTRIES_HEADER_BYTES), ENTRIES_CAUGHT_UP, handle, leases.tailId[lease]!, 0, from, 0);
@@ -201,6 +229,8 @@ export function untail(partition: Partition, session: number, header: number): v
   if (leases.tailState[lease] === TAIL_OFF) return;
   const log = leases.logSlot[lease]!;
   partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! - 1;
+  const sessionSlot = partition.sessions.find(session, 0);
+  partition.sessions.columns.tails[sessionSlot] = partition.sessions.columns.tails[sessionSlot]! - 1;
   leases.tailState[lease] = TAIL_OFF;
 }
 

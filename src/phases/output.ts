@@ -5,8 +5,11 @@ import { OUTPUT_FRAMES, OUTPUT_SESSION } from '../net/records.js';
 import {
   ACKED_BYTES,
   NACKED_BYTES,
+  controlPayload,
   errorBytes,
   errorPayload,
+  revokedBytes,
+  writeRevoked,
   writeAcked,
   writeError,
   writeNacked,
@@ -41,6 +44,13 @@ export function sendError(partition: Partition, session: number, rid: number, ha
   const payload = errorPayload(code, message, details);
   const offset = reserveOutput(partition, session, errorBytes(payload));
   writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, lsn, payload);
+}
+
+/** `_revoke(handle)`: the lease is gone (rare: the payload is built per call). */
+export function sendRevoked(partition: Partition, session: number, handle: number, reason: string): void {
+  const payload = controlPayload({ reason });
+  const offset = reserveOutput(partition, session, revokedBytes(payload));
+  writeRevoked(partition.rings.output.view, partition.rings.output.bytes, offset, handle, payload);
 }
 
 /** Copy a complete frame (from staging) to `session`. */

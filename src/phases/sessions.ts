@@ -3,13 +3,14 @@
 // names and grants are JS values here.
 import { invariant } from '../invariant.js';
 import { unpack } from 'msgpackr';
-import { LEASES_PER_SESSION_MAX, SHARD_COUNT } from '../constants.js';
+import { SHARD_COUNT } from '../constants.js';
 import { allows, type Grant } from '../auth/token.js';
 import { ERROR, HEADER_A, HEADER_B, HEADER_FLAGS, LEASE_NEW_WRITER, shardOf } from '../net/protocol.js';
 import { controlPayload, leasedBytes, writeLeased } from '../net/server-frames.js';
-import { sendError } from './output.js';
+import { queueCatchUp } from './catch-up.js';
+import { sendError, sendRevoked } from './output.js';
 import { reserveStagedFrame, stageLog, stageTrimCompletions, stageWriter } from './stage.js';
-import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_OFF, type Partition } from './state.js';
+import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
 
 const NAME_BYTES_MAX = 256;
 
@@ -19,8 +20,71 @@ export function openSession(partition: Partition, session: number, content: Buff
   const columns = partition.sessions.columns;
   columns.device[slot] = partition.deviceNumber(device);
   columns.leases[slot] = 0;
+  columns.tails[slot] = 0;
+  columns.paused[slot] = 0;
   columns.firstLease[slot] = NO_SLOT;
   partition.grantsBySession.set(session, grants);
+}
+
+/** The rights `grants` give on a log (by its "site\0log" key). */
+function rightsOn(grants: readonly Grant[], key: string): number {
+  const separator = key.indexOf('\0');
+  const site = key.slice(0, separator);
+  const log = key.slice(separator + 1);
+  return (allows(grants, site, log, 'r') ? RIGHT_READ : 0) | (allows(grants, site, log, 'w') ? RIGHT_WRITE : 0);
+}
+
+/**
+ * The session's grants changed (refresh, attest, a grant expired): leases keep the rights
+ * the new grants give; a lease left with none is revoked.
+ */
+export function updateGrants(partition: Partition, session: number, content: Buffer): void {
+  const grants = unpack(content) as Grant[];
+  partition.grantsBySession.set(session, grants);
+  const sessionSlot = partition.sessions.find(session, 0);
+  let lease = partition.sessions.columns.firstLease[sessionSlot]!;
+  while (lease !== NO_SLOT) {
+    const next = partition.leases.columns.nextOfSession[lease]!;
+    const rights = rightsOn(grants, partition.logNames[partition.leases.columns.logSlot[lease]!]!);
+    if (rights === 0) revokeLease(partition, lease, 'the grant for this log was withdrawn');
+    else partition.leases.columns.rights[lease] = rights;
+    lease = next;
+  }
+}
+
+/** The session's token was revoked: every lease goes, each with a `_revoke`. */
+export function revokeSession(partition: Partition, session: number): void {
+  const sessionSlot = partition.sessions.find(session, 0);
+  while (partition.sessions.columns.firstLease[sessionSlot] !== NO_SLOT) {
+    revokeLease(partition, partition.sessions.columns.firstLease[sessionSlot]!, 'the token of this session was revoked');
+  }
+}
+
+function revokeLease(partition: Partition, lease: number, reason: string): void {
+  sendRevoked(partition, partition.leases.key0[lease]!, partition.leases.key1[lease]!, reason);
+  detachLease(partition, lease);
+}
+
+/** The session's socket is backed up: stop pushing its tails (they keep their position). */
+export function pauseSession(partition: Partition, session: number): void {
+  const sessionSlot = partition.sessions.find(session, 0);
+  partition.sessions.columns.paused[sessionSlot] = 1;
+  const leases = partition.leases.columns;
+  for (let lease = partition.sessions.columns.firstLease[sessionSlot]!; lease !== NO_SLOT; lease = leases.nextOfSession[lease]!) {
+    if (leases.tailState[lease] === TAIL_LIVE || leases.tailState[lease] === TAIL_CATCHING_UP) leases.tailState[lease] = TAIL_PAUSED;
+  }
+}
+
+/** Drained: paused tails catch up from the log, from where each stopped. */
+export function resumeSession(partition: Partition, session: number): void {
+  const sessionSlot = partition.sessions.find(session, 0);
+  partition.sessions.columns.paused[sessionSlot] = 0;
+  const leases = partition.leases.columns;
+  for (let lease = partition.sessions.columns.firstLease[sessionSlot]!; lease !== NO_SLOT; lease = leases.nextOfSession[lease]!) {
+    if (leases.tailState[lease] !== TAIL_PAUSED) continue;
+    leases.tailState[lease] = TAIL_CATCHING_UP;
+    queueCatchUp(partition, lease);
+  }
 }
 
 export function closeSession(partition: Partition, session: number): void {
@@ -68,15 +132,16 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
     return sendError(partition, session, rid, 0, 0, ERROR.WRONG_SHARD, `log ${site}/${name} is on shard ${shardOf(site, name, SHARD_COUNT)}, not ${shard}`);
   }
   const grants = partition.grantsBySession.get(session)!;
-  const rights = (allows(grants, site, 'r') ? RIGHT_READ : 0) | (allows(grants, site, 'w') ? RIGHT_WRITE : 0);
-  const sessionSlot = partition.sessions.find(session, 0);
   const key = `${site}\0${name}`;
+  const rights = rightsOn(grants, key);
+  const sessionSlot = partition.sessions.find(session, 0);
   let log = partition.logSlotByName.get(key);
   if (rights === 0 || (log === undefined && (rights & RIGHT_WRITE) === 0)) {
     return sendError(partition, session, rid, 0, 0, ERROR.FORBIDDEN, `no grant to lease ${site}/${name}`);
   }
-  if (partition.sessions.columns.leases[sessionSlot]! >= LEASES_PER_SESSION_MAX) {
-    return sendError(partition, session, rid, 0, 0, ERROR.LIMIT, `at most ${LEASES_PER_SESSION_MAX} leases per session`);
+  const leasesMax = partition.config.limits.leasesPerSession;
+  if (partition.sessions.columns.leases[sessionSlot]! >= leasesMax) {
+    return sendError(partition, session, rid, 0, 0, ERROR.LEASE_LIMIT, `at most ${leasesMax} leases per session`, { max: leasesMax });
   }
   if (log === undefined) log = createLog(partition, key, shard);
   const logId = partition.logs.key0[log]!;
@@ -185,7 +250,10 @@ export function detachLease(partition: Partition, lease: number): void {
   const logs = partition.logs.columns;
   const log = leases.logSlot[lease]!;
   const sessionSlot = partition.sessions.find(partition.leases.key0[lease]!, 0);
-  if (leases.tailState[lease] !== TAIL_OFF) logs.tailers[log] = logs.tailers[log]! - 1;
+  if (leases.tailState[lease] !== TAIL_OFF) {
+    logs.tailers[log] = logs.tailers[log]! - 1;
+    partition.sessions.columns.tails[sessionSlot] = partition.sessions.columns.tails[sessionSlot]! - 1;
+  }
   const previousOnLog = leases.previousOnLog[lease]!;
   const nextOnLog = leases.nextOnLog[lease]!;
   if (previousOnLog === NO_SLOT) logs.firstLease[log] = nextOnLog;

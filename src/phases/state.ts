@@ -35,6 +35,8 @@ const LOG_SCHEMA = {
 export const TAIL_OFF = 0;
 export const TAIL_CATCHING_UP = 1;
 export const TAIL_LIVE = 2;
+// The session's socket is backed up: nothing is pushed; on resume the tail catches up from the log.
+export const TAIL_PAUSED = 3;
 export const RIGHT_READ = 1;
 export const RIGHT_WRITE = 2;
 const LEASE_SCHEMA = {
@@ -67,7 +69,9 @@ const COMPLETION_SCHEMA = { outcome: 'f64' } as const;
 const SESSION_SCHEMA = {
   device: 'u32',
   leases: 'u32',
+  tails: 'u32',
   firstLease: 'i32',
+  paused: 'u8',
 } as const;
 
 export type LogTable = ChainedTable<typeof LOG_SCHEMA>;
@@ -81,7 +85,14 @@ export interface PartitionConfig {
   workerCount: number;
   /** Mixed into new log epochs, so a log recreated after data loss gets a new epoch. */
   incarnation: number;
-  entryBytesMax: number;
+  limits: PartitionLimits;
+}
+
+/** The limits a worker enforces (src/limits.ts). */
+export interface PartitionLimits {
+  leasesPerSession: number;
+  tailsPerSession: number;
+  unackedWritesPerWriter: number;
 }
 
 export interface PartitionRings {

@@ -13,7 +13,8 @@ import { ERROR_NAMES, OP_ERROR } from '../net/protocol.js';
 import { runBatch } from '../phases/batch.js';
 import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
-import { Partition } from '../phases/state.js';
+import { Partition, type PartitionLimits } from '../phases/state.js';
+import { DEFAULT_LIMITS } from '../limits.js';
 import { Ring } from '../ring/ring.js';
 import { createWorkerBuffers, openWorkerRings } from '../workers/layout.js';
 import type { MemoryStorage } from './memory-storage.js';
@@ -23,6 +24,7 @@ export interface SimulatedServerOptions {
   workerCount: number;
   incarnation: number;
   entryBytesMax: number;
+  limits?: Partial<PartitionLimits>;
   /** Ring sizes, small so the simulation exercises wrap-around and full rings. */
   inputRingBytes: number;
   outputRingBytes: number;
@@ -48,7 +50,7 @@ export class SimulatedServer {
       inputs.push(input);
       this.diskReaders.push(new Ring(buffers.arena, buffers.staging));
       const partition: Partition = new Partition(
-        { workerIndex, workerCount: options.workerCount, incarnation: options.incarnation, entryBytesMax: options.entryBytesMax },
+        { workerIndex, workerCount: options.workerCount, incarnation: options.incarnation, limits: { ...DEFAULT_LIMITS, ...options.limits } },
         {
           input,
           peerInput,

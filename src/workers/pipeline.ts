@@ -6,6 +6,7 @@ import { randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { DiskThreadData } from '../log/disk-thread.js';
 import type { RecoverySummary } from '../phases/recovery.js';
+import type { PartitionLimits } from '../phases/state.js';
 import { createPipelineBuffers, SHUTDOWN_REQUESTED, WORK_DOORBELL, type PipelineBuffers } from './layout.js';
 import { Doorbell } from '../ring/doorbell.js';
 import type { WorkerData } from './worker-main.js';
@@ -13,7 +14,7 @@ import type { WorkerData } from './worker-main.js';
 export interface PipelineOptions {
   dataDir: string;
   workerCount: number;
-  entryBytesMax: number;
+  limits: PartitionLimits;
   /** Called if a pipeline thread fails after startup: the server cannot continue. */
   onFatal: (error: Error) => void;
 }
@@ -51,7 +52,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       workerIndex,
       workerCount: options.workerCount,
       incarnation,
-      entryBytesMax: options.entryBytesMax,
+      limits: options.limits,
       dataDir: options.dataDir,
       control: buffers.control,
       buffers: buffers.workers[workerIndex]!,

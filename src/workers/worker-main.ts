@@ -10,7 +10,7 @@ import { Doorbell } from '../ring/doorbell.js';
 import { runBatch } from '../phases/batch.js';
 import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
-import { Partition } from '../phases/state.js';
+import { Partition, type PartitionLimits } from '../phases/state.js';
 import { Barrier } from './barrier.js';
 import {
   BATCH_BARRIER,
@@ -30,7 +30,7 @@ export interface WorkerData {
   workerIndex: number;
   workerCount: number;
   incarnation: number;
-  entryBytesMax: number;
+  limits: PartitionLimits;
   dataDir: string;
   control: SharedArrayBuffer;
   buffers: WorkerBuffers;
@@ -50,7 +50,7 @@ const stagingControl = new Int32Array(data.buffers.stagingControl);
 const store = openStore(data.dataDir);
 
 const partition: Partition = new Partition(
-  { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, entryBytesMax: data.entryBytesMax },
+  { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, limits: data.limits },
   {
     input,
     peerInput,
