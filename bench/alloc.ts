@@ -16,6 +16,7 @@ import { releaseCommitted } from '../src/phases/io-contributions.js';
 import { Partition } from '../src/phases/state.js';
 import type { Ring } from '../src/ring/ring.js';
 import { createWorkerBuffers, openWorkerRings } from '../src/workers/layout.js';
+import { createSessionCounters, SessionCounters } from '../src/workers/session-counters.js';
 import { MemoryStorage } from '../src/testing/memory-storage.js';
 import { frames } from '../src/testing/wire.js';
 import { OP_LEASED } from '../src/net/protocol.js';
@@ -33,6 +34,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with --expose-gc (npm run bench:alloc)');
 
 const partitions: Partition[] = [];
+const sessionCounters = new SessionCounters(createSessionCounters());
 const inputs: Ring[] = [];
 let discardOutput = true;
 const captured: Buffer[] = [];
@@ -65,6 +67,7 @@ for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
       output,
       staging,
       stagingControl: new Int32Array(buffers.stagingControl),
+      sessionCounters,
       outputFull: () => drainOutput(output),
       stagingFull: () => {
         staging.publish();
@@ -76,7 +79,7 @@ for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
   );
   partitions.push(partition);
 }
-const router = new InputRouter(inputs, { entryBytesMax: 1 << 20, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, () => batch());
+const router = new InputRouter(inputs, { entryBytesMax: 1 << 20, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, sessionCounters, () => batch());
 
 function batch(): void {
   for (const partition of partitions) {

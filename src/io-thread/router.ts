@@ -9,6 +9,7 @@ import { OP_ATTEST, OP_CONNECT, OP_REFRESH } from '../net/protocol.js';
 /** route() stopped at a frame the IO thread answers itself (connect, attest, refresh). */
 export const ROUTE_STOPPED_AT_SESSION_OP = -1;
 import type { Ring } from '../ring/ring.js';
+import type { SessionCounters } from '../workers/session-counters.js';
 
 export class InputRouter {
   private readonly inputs: Ring[];
@@ -19,9 +20,12 @@ export class InputRouter {
   /** After route(): how many frames it routed. */
   framesRouted = 0;
 
+  private readonly sessionCounters: SessionCounters;
+
   /** `inputFull(worker)` must return once that worker's input ring may have room again. */
-  constructor(inputs: Ring[], limits: FrameLimits, inputFull: (worker: number) => void) {
+  constructor(inputs: Ring[], limits: FrameLimits, sessionCounters: SessionCounters, inputFull: (worker: number) => void) {
     this.inputs = inputs;
+    this.sessionCounters = sessionCounters;
     this.limits = limits;
     this.inputFull = inputFull;
   }
@@ -72,6 +76,7 @@ export class InputRouter {
 
   /** Tell every worker about a new session (content: msgpack [user, device, grants]). */
   openSession(session: number, content: Uint8Array): void {
+    this.sessionCounters.reset(session);
     for (let worker = 0; worker < this.inputs.length; worker++) this.copyRecord(worker, INPUT_SESSION_OPEN, session, content, 0, content.length);
   }
 

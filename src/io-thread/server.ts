@@ -39,6 +39,7 @@ import { OutputDrain } from './output-drain.js';
 import { ROUTE_STOPPED_AT_SESSION_OP, InputRouter } from './router.js';
 import { SessionControl } from './session-control.js';
 import { SessionRegistry } from './sessions.js';
+import { SessionCounters } from '../workers/session-counters.js';
 
 export interface ServerOptions {
   host: string;
@@ -97,7 +98,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   // While a worker's input ring is full, keep its output flowing (a worker may be waiting for
   // output room) and wait a little: the socket is not read meanwhile, which is TCP backpressure.
-  const router = new InputRouter(inputs, frameLimits, (worker) => {
+  const router = new InputRouter(inputs, frameLimits, new SessionCounters(pipeline.buffers.sessionCounters), (worker) => {
     workDoorbell.ring();
     drain.drainAll();
     inputs[worker]!.waitForRoom(INPUT_FULL_WAIT_MS);

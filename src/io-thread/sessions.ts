@@ -11,18 +11,23 @@ invariant(SESSION_SLOTS === 1 << SLOT_BITS, 'a session id holds a slot in its lo
 export class SessionRegistry<Socket> {
   private readonly sockets: (Socket | undefined)[] = new Array(SESSION_SLOTS).fill(undefined);
   private readonly generations = new Uint16Array(SESSION_SLOTS);
+  // Free slots in a FIFO ring: a closed slot is reused last, long after the workers have
+  // drained the closed session's records (session-counters.ts relies on that).
   private readonly free = new Int32Array(SESSION_SLOTS);
+  private freeHead = 0;
   private freeCount = SESSION_SLOTS;
   count = 0;
 
   constructor() {
-    for (let slot = 0; slot < SESSION_SLOTS; slot++) this.free[slot] = SESSION_SLOTS - 1 - slot;
+    for (let slot = 0; slot < SESSION_SLOTS; slot++) this.free[slot] = slot;
   }
 
   /** A new session id for `socket`, or -1 when every slot is taken. */
   open(socket: Socket): number {
     if (this.freeCount === 0) return -1;
-    const slot = this.free[--this.freeCount]!;
+    const slot = this.free[this.freeHead]!;
+    this.freeHead = (this.freeHead + 1) & SLOT_MASK;
+    this.freeCount--;
     this.generations[slot] = (this.generations[slot]! + 1) & 0xffff;
     this.sockets[slot] = socket;
     this.count++;
@@ -33,7 +38,8 @@ export class SessionRegistry<Socket> {
     const slot = session & SLOT_MASK;
     invariant(this.sessionOf(slot) === session, 'a closed session is current');
     this.sockets[slot] = undefined;
-    this.free[this.freeCount++] = slot;
+    this.free[(this.freeHead + this.freeCount) & SLOT_MASK] = slot;
+    this.freeCount++;
     this.count--;
   }
 

@@ -30,6 +30,7 @@ import { queueCatchUp } from './catch-up.js';
 import { reserveOutput, sendError, sendNacked } from './output.js';
 import { detachLease } from './sessions.js';
 import { copyRingBytes } from '../ring/ring.js';
+import { COUNT_TAILS } from '../workers/session-counters.js';
 import { reserveStage, reserveStagedFrame, stageTrimCompletions, stageWriter } from './stage.js';
 import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
 import { sendStoredEntries, storedRead } from './stored-entries.js';
@@ -195,20 +196,17 @@ export function tail(partition: Partition, session: number, header: number): voi
   if (from < 0) return;
   const leases = partition.leases.columns;
   const log = leases.logSlot[lease]!;
-  const sessions = partition.sessions.columns;
-  const sessionSlot = partition.sessions.find(session, 0);
   if (leases.tailState[lease] === TAIL_OFF) {
     const tailsMax = partition.config.limits.tailsPerSession;
-    if (sessions.tails[sessionSlot]! >= tailsMax) {
+    if (!partition.rings.sessionCounters.tryIncrement(session, COUNT_TAILS, tailsMax)) {
       sendError(partition, session, 0, handle, 0, ERROR.TAIL_LIMIT, `at most ${tailsMax} tails per session`, { max: tailsMax });
       return;
     }
-    sessions.tails[sessionSlot] = sessions.tails[sessionSlot]! + 1;
     partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! + 1;
   }
   leases.tailNext[lease] = from;
   leases.tailId[lease] = partition.rings.input.view.getUint32(header + HEADER_B, true);
-  if (sessions.paused[sessionSlot] === 1) {
+  if (partition.sessions.columns.paused[partition.sessions.find(session, 0)] === 1) {
     // The socket is backed up: the tail starts when it drains.
     leases.tailState[lease] = TAIL_PAUSED;
   } else if (from >= partition.logs.columns.committed[log]!) {
@@ -229,8 +227,7 @@ export function untail(partition: Partition, session: number, header: number): v
   if (leases.tailState[lease] === TAIL_OFF) return;
   const log = leases.logSlot[lease]!;
   partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! - 1;
-  const sessionSlot = partition.sessions.find(session, 0);
-  partition.sessions.columns.tails[sessionSlot] = partition.sessions.columns.tails[sessionSlot]! - 1;
+  partition.rings.sessionCounters.decrement(session, COUNT_TAILS);
   leases.tailState[lease] = TAIL_OFF;
 }
 

@@ -8,6 +8,7 @@ import { allows, type Grant } from '../auth/token.js';
 import { ERROR, HEADER_A, HEADER_B, HEADER_FLAGS, LEASE_NEW_WRITER, shardOf } from '../net/protocol.js';
 import { controlPayload, leasedBytes, writeLeased } from '../net/server-frames.js';
 import { queueCatchUp } from './catch-up.js';
+import { COUNT_LEASES, COUNT_TAILS } from '../workers/session-counters.js';
 import { sendError, sendRevoked } from './output.js';
 import { reserveStagedFrame, stageLog, stageTrimCompletions, stageWriter } from './stage.js';
 import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
@@ -19,8 +20,6 @@ export function openSession(partition: Partition, session: number, content: Buff
   const slot = partition.sessions.insert(session, 0);
   const columns = partition.sessions.columns;
   columns.device[slot] = partition.deviceNumber(device);
-  columns.leases[slot] = 0;
-  columns.tails[slot] = 0;
   columns.paused[slot] = 0;
   columns.firstLease[slot] = NO_SLOT;
   partition.grantsBySession.set(session, grants);
@@ -140,7 +139,7 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
     return sendError(partition, session, rid, 0, 0, ERROR.FORBIDDEN, `no grant to lease ${site}/${name}`);
   }
   const leasesMax = partition.config.limits.leasesPerSession;
-  if (partition.sessions.columns.leases[sessionSlot]! >= leasesMax) {
+  if (!partition.rings.sessionCounters.tryIncrement(session, COUNT_LEASES, leasesMax)) {
     return sendError(partition, session, rid, 0, 0, ERROR.LEASE_LIMIT, `at most ${leasesMax} leases per session`, { max: leasesMax });
   }
   if (log === undefined) log = createLog(partition, key, shard);
@@ -241,7 +240,6 @@ function attachLease(partition: Partition, session: number, sessionSlot: number,
   leases.nextOfSession[lease] = sessions.firstLease[sessionSlot]!;
   if (sessions.firstLease[sessionSlot] !== NO_SLOT) leases.previousOfSession[sessions.firstLease[sessionSlot]!] = lease;
   sessions.firstLease[sessionSlot] = lease;
-  sessions.leases[sessionSlot] = sessions.leases[sessionSlot]! + 1;
   return lease;
 }
 
@@ -252,7 +250,7 @@ export function detachLease(partition: Partition, lease: number): void {
   const sessionSlot = partition.sessions.find(partition.leases.key0[lease]!, 0);
   if (leases.tailState[lease] !== TAIL_OFF) {
     logs.tailers[log] = logs.tailers[log]! - 1;
-    partition.sessions.columns.tails[sessionSlot] = partition.sessions.columns.tails[sessionSlot]! - 1;
+    partition.rings.sessionCounters.decrement(partition.leases.key0[lease]!, COUNT_TAILS);
   }
   const previousOnLog = leases.previousOnLog[lease]!;
   const nextOnLog = leases.nextOnLog[lease]!;
@@ -266,7 +264,7 @@ export function detachLease(partition: Partition, lease: number): void {
   if (previousOfSession === NO_SLOT) sessions.firstLease[sessionSlot] = nextOfSession;
   else leases.nextOfSession[previousOfSession] = nextOfSession;
   if (nextOfSession !== NO_SLOT) leases.previousOfSession[nextOfSession] = previousOfSession;
-  sessions.leases[sessionSlot] = sessions.leases[sessionSlot]! - 1;
+  partition.rings.sessionCounters.decrement(partition.leases.key0[lease]!, COUNT_LEASES);
   leases.catchUpQueued[lease] = 0;
   partition.leases.remove(partition.leases.key0[lease]!, partition.leases.key1[lease]!);
 }

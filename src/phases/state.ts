@@ -15,6 +15,7 @@ import type { Grant } from '../auth/token.js';
 import type { StorageReader } from '../log/storage.js';
 import { Ring } from '../ring/ring.js';
 import { SlotList } from './slot-list.js';
+import type { SessionCounters } from '../workers/session-counters.js';
 
 export const NO_SLOT = -1;
 
@@ -68,8 +69,6 @@ const COMPLETION_SCHEMA = { outcome: 'f64' } as const;
 // Session table, keyed by (session, 0).
 const SESSION_SCHEMA = {
   device: 'u32',
-  leases: 'u32',
-  tails: 'u32',
   firstLease: 'i32',
   paused: 'u8',
 } as const;
@@ -107,6 +106,8 @@ export interface PartitionRings {
   outputFull: () => void;
   /** Called when the staging ring is full: return once a commit was released (see batch.ts). */
   stagingFull: () => void;
+  /** Leases and tails per session, shared by all workers (src/workers/session-counters.ts). */
+  sessionCounters: SessionCounters;
 }
 
 export class Partition {

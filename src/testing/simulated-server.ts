@@ -17,6 +17,7 @@ import { Partition, type PartitionLimits } from '../phases/state.js';
 import { DEFAULT_LIMITS } from '../limits.js';
 import { Ring } from '../ring/ring.js';
 import { createWorkerBuffers, openWorkerRings } from '../workers/layout.js';
+import { createSessionCounters, SessionCounters } from '../workers/session-counters.js';
 import type { MemoryStorage } from './memory-storage.js';
 import { decodeFrames, type ServerFrame } from './wire.js';
 
@@ -43,6 +44,7 @@ export class SimulatedServer {
   constructor(storage: MemoryStorage, options: SimulatedServerOptions) {
     this.storage = storage;
     const inputs: Ring[] = [];
+    const sessionCounters = new SessionCounters(createSessionCounters());
     for (let workerIndex = 0; workerIndex < options.workerCount; workerIndex++) {
       const buffers = createWorkerBuffers(options.inputRingBytes, options.outputRingBytes, options.stagingRingBytes);
       const { input, peerInput, output, staging } = openWorkerRings(buffers);
@@ -57,6 +59,7 @@ export class SimulatedServer {
           output,
           staging,
           stagingControl,
+          sessionCounters,
           outputFull: () => {
             output.publish();
             this.deliver(output);
@@ -73,7 +76,7 @@ export class SimulatedServer {
       this.partitions.push(partition);
     }
     // The fake IO thread never blocks: a full input ring means the workers must run.
-    this.router = new InputRouter(inputs, { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, () => this.runBatch());
+    this.router = new InputRouter(inputs, { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, sessionCounters, () => this.runBatch());
   }
 
   openSession(session: number, user: string, device: string, grants: Grant[]): void {

@@ -5,6 +5,7 @@ import { DOORBELL_INT32S } from '../ring/doorbell.js';
 import { INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES } from '../constants.js';
 import { createRingArena, Ring, type RingRegion } from '../ring/ring.js';
 import { STAGING_CONTROL_INT32S } from '../log/staging.js';
+import { createSessionCounters } from './session-counters.js';
 
 // Rung by the IO thread (new input) and the disk thread (a commit): workers have work.
 export const WORK_DOORBELL = 0;
@@ -65,6 +66,8 @@ export function openWorkerRings(buffers: WorkerBuffers): WorkerRings {
 
 export interface PipelineBuffers {
   control: SharedArrayBuffer;
+  /** Per-session counts shared by all workers (session-counters.ts). */
+  sessionCounters: SharedArrayBuffer;
   workers: WorkerBuffers[];
 }
 
@@ -73,5 +76,5 @@ export function createPipelineBuffers(workerCount: number): PipelineBuffers {
   for (let index = 0; index < workerCount; index++) {
     workers.push(createWorkerBuffers(INPUT_RING_BYTES, OUTPUT_RING_BYTES, STAGING_BYTES));
   }
-  return { control: new SharedArrayBuffer(CONTROL_INT32S * 4), workers };
+  return { control: new SharedArrayBuffer(CONTROL_INT32S * 4), sessionCounters: createSessionCounters(), workers };
 }

@@ -55,6 +55,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       limits: options.limits,
       dataDir: options.dataDir,
       control: buffers.control,
+      sessionCounters: buffers.sessionCounters,
       buffers: buffers.workers[workerIndex]!,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData, name: `tailgrove-worker-${workerIndex}` });

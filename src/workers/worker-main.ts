@@ -12,6 +12,7 @@ import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
 import { Partition, type PartitionLimits } from '../phases/state.js';
 import { Barrier } from './barrier.js';
+import { SessionCounters } from './session-counters.js';
 import {
   BATCH_BARRIER,
   BATCH_STAGED_TOTAL,
@@ -33,6 +34,7 @@ export interface WorkerData {
   limits: PartitionLimits;
   dataDir: string;
   control: SharedArrayBuffer;
+  sessionCounters: SharedArrayBuffer;
   buffers: WorkerBuffers;
 }
 
@@ -57,6 +59,7 @@ const partition: Partition = new Partition(
     output,
     staging,
     stagingControl,
+    sessionCounters: new SessionCounters(data.sessionCounters),
     outputFull() {
       output.publish();
       outputDoorbell.ring();
