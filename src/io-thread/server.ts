@@ -13,7 +13,6 @@ import type { Limits } from '../limits.js';
 import { openStore } from '../log/lmdb-store.js';
 import { checkFrame, frameOp, frameRid, readUint32, type FrameLimits } from '../net/frame.js';
 import {
-  CLOSE_CONNECTION_LIMIT,
   CLOSE_GOING_AWAY,
   CLOSE_HANDSHAKE_TIMEOUT,
   CLOSE_PROTOCOL,
@@ -200,7 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const address = Buffer.from(res.getRemoteAddressAsText()).toString();
       const fromAddress = connectionsByAddress.get(address) ?? 0;
       if (openSockets.size >= limits.connectionsMax || fromAddress >= limits.connectionsPerAddressMax) {
-        res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end(`tailgrove: connection limit reached (CONNECTION_LIMIT, close ${CLOSE_CONNECTION_LIMIT})\n`);
+        res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('tailgrove: connection limit reached (CONNECTION_LIMIT)\n');
         return;
       }
       res.upgrade<Connection>(

@@ -113,7 +113,6 @@ export const CLOSE_AUTH = 4001; // connect refused: bad, expired token or wrong 
 export const CLOSE_HANDSHAKE_TIMEOUT = 4002; // no connect within the handshake timeout
 export const CLOSE_TOKEN_EXPIRED = 4003; // the session's token expired and was not refreshed
 export const CLOSE_VIOLATIONS = 4004; // too many malformed frames
-export const CLOSE_CONNECTION_LIMIT = 4005; // the server or this address has too many connections
 
 /** The shard of a log: FNV-1a 32 over UTF-8 `site`, a 0 byte, UTF-8 `log`, masked. */
 export function shardOf(site: string, log: string, shardCount: number): number {
