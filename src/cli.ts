@@ -16,8 +16,11 @@ const TOKEN_HELP = `Usage: tailgrove token --user <id> --device <id> --grant <si
 
   --user <id>            the user (claim "sub")
   --device <id>          the device (claim "device")
-  --grant <site:rights>  a grant, repeatable; rights are letters: r read, w write;
-                         site "*" is every site. Example: --grant acme:rw
+  --grant <site:rights>  a grant, repeatable; rights are letters: r read, w write,
+                         s signal, a admin; site "*" is every site, "team-*" a prefix.
+                         Example: --grant acme:rw   (admin token: --grant '*:a')
+  --jti <id>             a token id, so this one token can be revoked
+  --kid <id>             the key id of --secret (when the server holds several)
   --expires-in <seconds> lifetime (default 86400)
   --secret <string>      the server's secret (default: TAILGROVE_SECRET, else <data>/secret)
   --data <dir>           the data directory holding the development secret (default ./data)
@@ -29,8 +32,8 @@ function fail(message: string, help: string): never {
 }
 
 function parseGrant(text: string): Grant {
-  const match = /^(.+):([rw]+)$/.exec(text);
-  if (match === null) fail(`grant "${text}" is not site:rights (rights from r, w)`, TOKEN_HELP);
+  const match = /^(.+):([rwsa]+)$/.exec(text);
+  if (match === null) fail(`grant "${text}" is not site:rights (rights from r, w, s, a)`, TOKEN_HELP);
   return { site: match[1]!, rights: match[2]! };
 }
 
@@ -45,6 +48,8 @@ function token(argv: string[]): void {
         grant: { type: 'string', multiple: true },
         'expires-in': { type: 'string', default: '86400' },
         secret: { type: 'string' },
+        jti: { type: 'string' },
+        kid: { type: 'string' },
         data: { type: 'string', default: './data' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -65,7 +70,8 @@ function token(argv: string[]): void {
   if (secret.length < 16) fail('the secret must be at least 16 characters (the server refuses shorter ones)', TOKEN_HELP);
   if (values.grant === undefined || values.grant.length === 0) fail('at least one --grant is required: a token without grants can lease nothing', TOKEN_HELP);
   const grants = values.grant.map(parseGrant);
-  process.stdout.write(`${mintToken({ sub: values.user, device: values.device, grants }, secret, { expiresInSeconds })}\n`);
+  const options = { expiresInSeconds, ...(values.jti === undefined ? {} : { jti: values.jti }), ...(values.kid === undefined ? {} : { kid: values.kid }) };
+  process.stdout.write(`${mintToken({ sub: values.user, device: values.device, grants }, secret, options)}\n`);
 }
 
 export async function cli(argv: string[]): Promise<void> {

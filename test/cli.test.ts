@@ -22,6 +22,15 @@ t.test('token mints a token the server accepts, with the grants asked for', asyn
   t.ok(claims.exp! > Date.now() / 1000 + 86000, 'valid for a day by default');
 });
 
+t.test('token takes a token id and a key id', async (t) => {
+  const result = run('token', '--user', 'u', '--device', 'd', '--grant', '*:a', '--secret', SECRET, '--jti', 'token-1', '--kid', 'k2');
+  t.equal(result.status, 0, result.stderr);
+  const [header, payload] = result.stdout.trim().split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part!, 'base64url').toString()));
+  t.equal(header.kid, 'k2', 'the key id is in the header');
+  t.equal(payload.jti, 'token-1', 'the token id is a claim');
+  t.same(payload.grants, [{ site: '*', rights: 'a' }], 'an admin grant');
+});
+
 t.test('token reads the development secret from the data directory', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tailgrove-cli-'));
   writeFileSync(join(dataDir, 'secret'), SECRET);
@@ -35,6 +44,7 @@ t.test('bad invocations exit 2 with a reason and the usage', async (t) => {
     [['token', '--device', 'd', '--grant', 'a:r', '--secret', SECRET], /--user and --device are required/],
     [['token', '--user', 'u', '--device', 'd', '--secret', SECRET], /at least one --grant is required/],
     [['token', '--user', 'u', '--device', 'd', '--grant', 'acme:rx', '--secret', SECRET], /grant "acme:rx" is not site:rights/],
+    [['token', '--user', 'u', '--device', 'd', '--grant', 'acme', '--secret', SECRET], /grant "acme" is not site:rights/],
     [['token', '--user', 'u', '--device', 'd', '--grant', 'a:r', '--secret', 'short'], /at least 16 characters/],
     [['token', '--user', 'u', '--device', 'd', '--grant', 'a:r', '--data', '/nonexistent'], /no secret/],
     [['frobnicate'], /unknown command "frobnicate"/],
