@@ -16,6 +16,7 @@ import {
 } from '../net/server-frames.js';
 import { copyRingBytes, type Ring } from '../ring/ring.js';
 import type { Partition } from './state.js';
+import { reserveStagedFrame } from './stage.js';
 
 /** Reserve an output record for `frameLength` bytes to `session`; returns the frame offset. */
 export function reserveOutput(partition: Partition, session: number, frameLength: number): number {
@@ -46,11 +47,14 @@ export function sendError(partition: Partition, session: number, rid: number, ha
   writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, lsn, payload);
 }
 
-/** `_revoke(handle)`: the lease is gone (rare: the payload is built per call). */
+/**
+ * `_revoke(handle)`: the lease is gone (rare: the payload is built per call). It is staged, so
+ * it reaches the device after any reply staged before it (the lease's own `_leased` above all).
+ */
 export function sendRevoked(partition: Partition, session: number, handle: number, reason: string): void {
   const payload = controlPayload({ reason });
-  const offset = reserveOutput(partition, session, revokedBytes(payload));
-  writeRevoked(partition.rings.output.view, partition.rings.output.bytes, offset, handle, payload);
+  const staging = partition.rings.staging;
+  writeRevoked(staging.view, staging.bytes, reserveStagedFrame(partition, session, revokedBytes(payload)), handle, payload);
 }
 
 /** Copy a complete frame (from staging) to `session`. */

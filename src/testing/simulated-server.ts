@@ -90,6 +90,12 @@ export class SimulatedServer {
     this.router.publish();
   }
 
+  /** A session event the IO thread would send (INPUT_SESSION_PAUSE, _RESUME, _REVOKE, _GRANTS). */
+  sessionEvent(kind: number, session: number, content?: Uint8Array): void {
+    this.router.broadcast(kind, session, content);
+    this.router.publish();
+  }
+
   /** A WebSocket message from `session`; IO-level refusals land in its inbox like the real ones. */
   send(session: number, message: Buffer): void {
     const error = this.router.route(session, message, 0, message.length);

@@ -5,6 +5,7 @@
 // violation throws an error naming the seed and step that reproduce it.
 import { createHash } from 'node:crypto';
 import { SHARD_COUNT } from '../constants.js';
+import { INPUT_SESSION_PAUSE, INPUT_SESSION_RESUME, INPUT_SESSION_REVOKE } from '../net/records.js';
 import {
   ENTRIES_CAUGHT_UP,
   ENTRIES_READ_END,
@@ -17,6 +18,7 @@ import {
   OP_ERROR,
   OP_LEASED,
   OP_NACKED,
+  OP_REVOKED,
   shardOf,
 } from '../net/protocol.js';
 import { MemoryStorage } from './memory-storage.js';
@@ -50,6 +52,7 @@ interface DeviceLog {
 interface Device {
   name: string;
   session: number; // 0: disconnected
+  paused: boolean; // its socket is backed up: the server paused its tails
   logs: Map<string, DeviceLog>;
   // A session left behind by a restart without state: its writes must be fenced once the
   // new epoch is known.
@@ -100,6 +103,8 @@ class Simulation {
   private entriesDelivered = 0;
   // Sessions whose inbox is owned by a device or a zombie.
   private readonly owners = new Map<number, { device: Device; zombie: boolean }>();
+  // Sessions whose leases were revoked: their devices expect a _revoke for each lease.
+  private readonly revokedSessions = new Set<number>();
 
   constructor(options: SimulationOptions) {
     this.options = options;
@@ -116,7 +121,7 @@ class Simulation {
     };
     this.server = new SimulatedServer(this.storage, this.serverOptions);
     for (let i = 0; i < options.logs; i++) this.logNames.push(`log-${i}`);
-    for (let i = 0; i < options.devices; i++) this.devices.push({ name: `device-${i}`, session: 0, logs: new Map(), zombie: undefined });
+    for (let i = 0; i < options.devices; i++) this.devices.push({ name: `device-${i}`, session: 0, paused: false, logs: new Map(), zombie: undefined });
   }
 
   run(): SimulationReport {
@@ -153,6 +158,7 @@ class Simulation {
   /** Run batches, commits and deliveries until nothing moves; then every write has an outcome. */
   private quiesce(): void {
     for (const device of this.devices) {
+      if (device.paused) this.resume(device);
       if (device.session === 0) this.connect(device);
       for (const log of device.logs.values()) if (log.handle === 0 && log.leaseRid === 0) this.lease(device, log);
     }
@@ -182,6 +188,7 @@ class Simulation {
     this.deliverNothing();
     for (const device of this.devices) {
       device.session = 0;
+      device.paused = false;
       device.zombie = undefined;
       for (const log of device.logs.values()) this.forgetSession(log);
     }
@@ -202,6 +209,7 @@ class Simulation {
   }
 
   private connect(device: Device): void {
+    device.paused = false;
     device.session = this.nextSession++;
     this.owners.set(device.session, { device, zombie: false });
     this.server.openSession(device.session, `user-of-${device.name}`, device.name, [{ site: SITE, rights: 'rw' }]);
@@ -221,6 +229,8 @@ class Simulation {
 
   private act(device: Device): void {
     if (device.session === 0) return this.connect(device);
+    if (this.random.chance(0.02)) return device.paused ? this.resume(device) : this.pause(device);
+    if (this.random.chance(0.005)) return this.revoke(device);
     const name = this.random.pick(this.logNames);
     let log = device.logs.get(name);
     if (log === undefined) {
@@ -243,6 +253,24 @@ class Simulation {
     else if (roll < 0.88) this.restartWithoutState(device, log);
     else if (roll < 0.93) this.zombieWrite(device);
     else this.write(device, log, false);
+  }
+
+  /** The device's socket backs up: the IO thread pauses its tails. */
+  private pause(device: Device): void {
+    device.paused = true;
+    this.server.sessionEvent(INPUT_SESSION_PAUSE, device.session);
+  }
+
+  /** Drained: its tails resume from the log, without gaps or duplicates. */
+  private resume(device: Device): void {
+    device.paused = false;
+    this.server.sessionEvent(INPUT_SESSION_RESUME, device.session);
+  }
+
+  /** Its token is revoked: every lease goes with a _revoke; the device reconnects later. */
+  private revoke(device: Device): void {
+    this.server.sessionEvent(INPUT_SESSION_REVOKE, device.session);
+    this.revokedSessions.add(device.session);
   }
 
   private write(device: Device, log: DeviceLog, conditional: boolean): void {
@@ -335,7 +363,8 @@ class Simulation {
         this.trace.update(`${session}:${frame.op}:${frame.flags}:${frame.word}:${frame.a}:${frame.b}:${frame.c}:${frame.position}:${frame.payload.toString('hex')};`);
         if (owner === undefined) continue;
         if (owner.zombie) this.zombieFrame(owner.device, frame);
-        else this.deviceFrame(owner.device, frame);
+        // Frames to a session the device has since left (revoked, reconnected) are dead letters.
+        else if (session === owner.device.session) this.deviceFrame(owner.device, frame);
       }
       inbox.length = 0;
     }
@@ -355,17 +384,30 @@ class Simulation {
         return this.outcome(device, frame);
       case OP_ENTRIES:
         return this.entries(device, frame);
+      case OP_REVOKED:
+        return this.revoked(device, frame);
       case OP_ERROR:
+        // After a revocation, ops already sent on the revoked leases find no handle.
+        if (this.revokedSessions.has(device.session) && ERROR_NAMES[frame.word] === 'UNKNOWN_HANDLE') return;
         return this.fail(`${device.name} got error ${ERROR_NAMES[frame.word]}: ${JSON.stringify(frame.body)}`);
       default:
         return this.fail(`${device.name} got unexpected op ${frame.op}`);
     }
   }
 
+  private revoked(device: Device, frame: ServerFrame): void {
+    if (!this.revokedSessions.has(device.session)) this.fail(`${device.name} got _revoke without a revocation`);
+    const log = this.logOfHandle(device, frame.a);
+    if (log === undefined) this.fail(`${device.name} got _revoke for handle ${frame.a} it does not hold (it must follow the _leased)`);
+    // The device reconnects with a new token: a new session, leases again, resends, re-tails.
+    this.disconnect(device);
+  }
+
   private zombieFrame(device: Device, frame: ServerFrame): void {
     const zombie = device.zombie;
     if (frame.op !== OP_ERROR) return;
     const name = ERROR_NAMES[frame.word];
+    if (name === 'UNKNOWN_HANDLE' && zombie !== undefined && this.revokedSessions.has(zombie.session)) return;
     if (name !== 'FENCED') this.fail(`zombie of ${device.name} got ${name}, expected FENCED`);
     if (zombie !== undefined && (frame.body?.writerEpoch as number) < zombie.fencedFromEpoch) this.fail(`zombie fenced by epoch ${String(frame.body?.writerEpoch)}`);
   }
