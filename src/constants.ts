@@ -43,6 +43,9 @@ export const READ_BYTES_MAX = 4 << 20;
 // A tailer catching up from disk gets at most this much per batch, so one deep backlog
 // cannot stall the batch for everyone else.
 export const CATCH_UP_BYTES_PER_BATCH = 1 << 20;
+// …and all tailers of a worker together at most this much per batch (round robin), so many
+// tailers catching up at once (a burst of resumes) cannot stall everyone's acks and pushes.
+export const CATCH_UP_BYTES_PER_BATCH_TOTAL = 4 << 20;
 // Pushed entries are coalesced per frame up to this many bytes.
 export const PUSH_FRAME_BYTES_MAX = 256 * 1024;
 

@@ -7,11 +7,11 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
-import { mintToken, type Grant } from '../src/auth/token.js';
+import { mintGrant, mintToken, type Grant } from '../src/auth/token.js';
 import { backoffDelay } from '../src/client/backoff.js';
 import { decodeFrames, type Frame } from '../src/client/codec.js';
 import { connect, type Client, type ConnectOptions, type Entry, type LeasedLog } from '../src/client/index.js';
-import { LEASE_NEW_WRITER, OP_LEASE, OP_WRITE } from '../src/net/protocol.js';
+import { ERROR_NAMES, LEASE_NEW_WRITER, OP_ATTEST, OP_ERROR, OP_LEASE, OP_REFRESH, OP_REVOKED, OP_WRITE } from '../src/net/protocol.js';
 import { removeDataDir, repositoryRoot, startServer, type ServerProcess } from './helpers/server.js';
 
 const encoder = new TextEncoder();
@@ -33,6 +33,20 @@ function token(server: ServerProcess, device = 'device-1', grants: Grant[] = [{ 
   return mintToken({ sub: 'user-1', device, grants, ...(exp === undefined ? {} : { exp }) }, server.secret);
 }
 
+const inSeconds = (seconds: number): number => Math.floor(Date.now() / 1000) + seconds;
+
+/** POST /admin/revoke with an admin token; resolves with the HTTP status. */
+async function revoke(server: ServerProcess, body: { device: string } | { jti: string } | { user: string }): Promise<number> {
+  const admin = mintToken({ sub: 'admin', device: 'admin', grants: [{ site: '*', rights: 'a' }] }, server.secret);
+  const response = await fetch(`http://127.0.0.1:${server.port}/admin/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
 /**
  * A `ws` WebSocket that records its instances and every message the client sends, so tests
  * can cut connections and count frames; `drop` removes frames on their way out (a lost frame).
@@ -40,12 +54,15 @@ function token(server: ServerProcess, device = 'device-1', grants: Grant[] = [{ 
 function trackedWebSocket(drop: (frame: Frame) => boolean = () => false): {
   sockets: WebSocket[];
   sent: Uint8Array[];
+  /** The header fields of every frame that reached the client. */
+  received: ReceivedFrame[];
   /** Sockets whose incoming messages never reach the client (answers lost on the way). */
   deaf: Set<WebSocket>;
   WebSocket: NonNullable<ConnectOptions['WebSocket']>;
 } {
   const sockets: WebSocket[] = [];
   const sent: Uint8Array[] = [];
+  const received: ReceivedFrame[] = [];
   const deaf = new Set<WebSocket>();
   class Tracked extends WebSocket {
     constructor(url: string) {
@@ -54,6 +71,9 @@ function trackedWebSocket(drop: (frame: Frame) => boolean = () => false): {
     }
     override emit(event: string | symbol, ...args: unknown[]): boolean {
       if (event === 'message' && deaf.has(this)) return false;
+      if (event === 'message' && args[0] instanceof ArrayBuffer) {
+        for (const { op, word, a, b, c } of decodeFrames(new Uint8Array(args[0]))) received.push({ op, word, a, b, c });
+      }
       return super.emit(event, ...args);
     }
     override send(data: Uint8Array): void {
@@ -69,7 +89,19 @@ function trackedWebSocket(drop: (frame: Frame) => boolean = () => false): {
       if (kept.length > 0) super.send(Buffer.concat(kept));
     }
   }
-  return { sockets, sent, deaf, WebSocket: Tracked };
+  return { sockets, sent, received, deaf, WebSocket: Tracked };
+}
+
+type ReceivedFrame = Pick<Frame, 'op' | 'word' | 'a' | 'b' | 'c'>;
+
+/** The `_error` frames named `name` among `received`. */
+function errorsNamed(received: ReceivedFrame[], name: string): number {
+  return received.filter((frame) => frame.op === OP_ERROR && ERROR_NAMES[frame.word] === name).length;
+}
+
+/** The frames of `op` among the messages a tracked client sent. */
+function sentFrames(messages: Uint8Array[], op: number): Frame[] {
+  return messages.flatMap((message) => decodeFrames(message)).filter((frame) => frame.op === op);
 }
 
 /**
@@ -168,7 +200,8 @@ t.test('a connection attempt that hangs is abandoned', async (t) => {
 });
 
 t.test('against one server', async (t) => {
-  const server = await startServer();
+  // A small clock skew, so short-lived test tokens expire (close 4003) soon after their exp.
+  const server = await startServer({ args: ['--clock-skew-seconds', '1'] });
   t.teardown(async () => {
     await server.stop();
     removeDataDir(server.dataDir);
@@ -538,6 +571,175 @@ t.test('against one server', async (t) => {
       'only the first lease asks for a new writer epoch',
     );
   });
+
+  t.test('a getToken token is refreshed on the live connection', async (t) => {
+    const tracked = trackedWebSocket();
+    let issued = 0;
+    const client = await open({
+      device: 'refreshing',
+      WebSocket: tracked.WebSocket,
+      // Each token lives 2-3 s: without a refresh the server closes the socket (4003) within 3 s.
+      token: () => {
+        issued++;
+        return token(server, 'refreshing', undefined, inSeconds(3));
+      },
+    });
+    const firstExpiry = client.session!.expiresAt;
+    const log = await client.lease('acme', 'refreshed');
+    const delivered: string[] = [];
+    let tailError: Error | undefined;
+    log.tail(0, (entries) => delivered.push(...entries.map((entry) => text(entry.data))), { onError: (error) => (tailError = error) });
+    const positions: number[] = [];
+    for (const deadline = Date.now() + 7000; Date.now() < deadline; await sleep(100)) positions.push(await log.append(bytes(`r${positions.length}`)));
+
+    t.equal(tracked.sockets.length, 1, 'one connection throughout, past the expiry of several tokens');
+    const refreshes = sentFrames(tracked.sent, OP_REFRESH).length;
+    t.ok(refreshes >= 2, `refreshed on it (${refreshes} refreshes)`);
+    t.equal(tracked.received.filter((frame) => frame.op === OP_ERROR).length, 0, 'no refresh (nor anything else) was refused');
+    t.equal(issued, refreshes + 1, 'a fresh token for the connect and for each refresh');
+    t.ok(client.session!.expiresAt > firstExpiry, 'the session reports the expiry of its latest token');
+    t.same(
+      positions,
+      positions.map((_, i) => i),
+      `${positions.length} appends in order across the refreshes`,
+    );
+    await until(() => delivered.length === positions.length, 'the tail to deliver every append');
+    t.same(
+      delivered,
+      positions.map((_, i) => `r${i}`),
+      'the tail lived through the refreshes',
+    );
+    t.equal(tailError, undefined);
+  });
+
+  t.test('a refused refresh falls back to a new connection with a new token', async (t) => {
+    const tracked = trackedWebSocket();
+    let issued = 0;
+    const client = await open({
+      device: 'refused-refresh',
+      WebSocket: tracked.WebSocket,
+      // The second token names another device: the server refuses that refresh (FORBIDDEN).
+      token: () => (++issued === 2 ? token(server, 'another-device') : token(server, 'refused-refresh', undefined, inSeconds(issued === 1 ? 2 : 600))),
+    });
+    const log = await client.lease('acme', 'refused-refresh');
+    const delivered: number[] = [];
+    log.tail(0, (entries) => delivered.push(...entries.map((entry) => entry.position)));
+    t.equal(await log.append(bytes('before')), 0);
+    await until(() => tracked.sockets.length === 2 && client.session !== undefined, 'the reconnect', 5000);
+    t.equal(sentFrames(tracked.sent, OP_REFRESH).length, 1, 'one refresh was tried');
+    t.equal(errorsNamed(tracked.received, 'FORBIDDEN'), 1, 'and refused');
+    t.equal(issued, 3, 'the new connection asked for a new token');
+    t.equal(await log.append(bytes('after')), 1, 'the log goes on, on the new connection');
+    await until(() => delivered.length === 2, 'the tail');
+    t.same(delivered, [0, 1], 'the tail resumed without a gap or a repeat');
+  });
+
+  t.test('a string token is never refreshed', async (t) => {
+    const tracked = trackedWebSocket();
+    const client = await open({ WebSocket: tracked.WebSocket, token: token(server, 'fixed-token', undefined, inSeconds(2)) });
+    await until(() => tracked.sockets.length > 1, 'the server to close the expired session (4003) and the client to reconnect', 5000);
+    t.equal(sentFrames(tracked.sent, OP_REFRESH).length, 0, 'no refresh was sent');
+    await client.close();
+  });
+
+  t.test('attest grants a site the token lacks, on this and later sessions', async (t) => {
+    const tracked = trackedWebSocket();
+    const client = await open({ device: 'attester', WebSocket: tracked.WebSocket });
+    await t.rejects(client.lease('vault', 'secrets'), { code: 'FORBIDDEN' }, 'the token has no grant for the site');
+    const exp = inSeconds(600);
+    const grant = (claims: { device?: string } = {}): string => mintGrant({ grants: [{ site: 'vault', rights: 'rw' }], exp, ...claims }, server.secret);
+    await t.rejects(client.attest(grant({ device: 'another-device' })), { code: 'FORBIDDEN' }, 'a grant bound to another device is refused');
+    await t.rejects(client.attest(token(server, 'attester')), { code: 'BAD_TOKEN' }, 'a session token is not a grant');
+    const accepted = grant({ device: 'attester' });
+    t.same(await client.attest(accepted), { expiresAt: exp }, 'the grant is attested, with its expiry');
+    const log = await client.lease('vault', 'secrets');
+    t.equal(await log.append(bytes('one')), 0, 'the site opens');
+
+    current(tracked.sockets).terminate();
+    t.equal(await log.append(bytes('two')), 1, 'the log is leased again on the next session');
+    t.equal(tracked.sockets.length, 2);
+    const attests = sentFrames(tracked.sent, OP_ATTEST);
+    t.equal(attests.length, 4, 'the accepted grant was attested again on the new session, the refused ones not');
+    t.same(
+      (await log.read(0, 10)).map((entry) => text(entry.data)),
+      ['one', 'two'],
+    );
+  });
+
+  t.test('a lease whose attested grant expires is revoked', async (t) => {
+    const tracked = trackedWebSocket();
+    const client = await open({ device: 'short-grant', WebSocket: tracked.WebSocket });
+    await client.attest(mintGrant({ grants: [{ site: 'vault', rights: 'rw' }], exp: inSeconds(2) }, server.secret));
+    const log = await client.lease('vault', 'short-grant');
+    let tailError: Error | undefined;
+    log.tail(0, () => {}, { onError: (error) => (tailError = error) });
+    t.equal(await log.append(bytes('while granted')), 0);
+    await until(() => tailError !== undefined, 'the grant to expire', 5000);
+    t.equal(tracked.received.filter((frame) => frame.op === OP_REVOKED).length, 1, 'the server revoked the lease');
+    t.match(tailError, { code: 'REVOKED' }, "the tail's onError fires with REVOKED");
+    await t.rejects(log.append(bytes('too late')), { code: 'REVOKED' }, 'appends reject with REVOKED');
+    await t.rejects(log.read(0, 1), { code: 'REVOKED' }, 'and reads');
+
+    current(tracked.sockets).terminate();
+    await until(() => tracked.sockets.length === 2 && client.session !== undefined, 'the reconnect');
+    await t.rejects(client.lease('vault', 'short-grant'), { code: 'FORBIDDEN' }, 'the expired grant is not attested again');
+    t.equal(sentFrames(tracked.sent, OP_ATTEST).length, 1);
+    t.equal(sentFrames(tracked.sent, OP_LEASE).length, 2, 'the revoked log was not leased again on the new session');
+  });
+
+  t.test('a device revoked through the admin API: its logs fail with REVOKED', async (t) => {
+    const tracked = trackedWebSocket();
+    const victim = await open({ device: 'victim', WebSocket: tracked.WebSocket });
+    const log = await victim.lease('acme', 'revoked');
+    t.equal(await log.append(bytes('before')), 0);
+    let tailError: Error | undefined;
+    log.tail(0, () => {}, { onError: (error) => (tailError = error) });
+    const bystander = await open({ device: 'bystander' });
+    const shared = await bystander.lease('acme', 'revoked');
+
+    // Appends in flight while the revocation lands: each rejects with REVOKED, none hangs.
+    const inFlight = Array.from({ length: 20 }, (_, i) => log.append(bytes(`in flight ${i}`)).catch((error: unknown) => error));
+    t.equal(await revoke(server, { device: 'victim' }), 200);
+    const outcomes = await Promise.all(inFlight);
+    t.ok(
+      outcomes.every((outcome) => typeof outcome === 'number' || (outcome as { code?: string }).code === 'REVOKED'),
+      'appends in flight either landed before the revocation or reject with REVOKED',
+    );
+    await t.rejects(log.append(bytes('after')), { code: 'REVOKED' }, 'later appends reject with REVOKED');
+    await until(() => tailError !== undefined, "the tail's onError");
+    t.match(tailError, { code: 'REVOKED' });
+    await t.rejects(victim.lease('acme', 'revoked'), { code: 'REVOKED' }, 'the session is refused until a refresh');
+    t.equal(tracked.sockets.length, 1, 'the string token cannot refresh; the client does not loop on reconnects');
+    const landed = outcomes.filter((outcome) => typeof outcome === 'number').length;
+    t.equal(await shared.append(bytes('bystander')), 1 + landed, 'another device is untouched');
+  });
+
+  t.test('a revoked token id: getToken refreshes the session on the same connection', async (t) => {
+    const tracked = trackedWebSocket();
+    let issued = 0;
+    const client = await open({
+      device: 'rejoin',
+      WebSocket: tracked.WebSocket,
+      token: () => mintToken({ sub: 'user-1', device: 'rejoin', grants: [{ site: 'acme', rights: 'rw' }] }, server.secret, { jti: `rejoin-${++issued}` }),
+    });
+    const log = await client.lease('acme', 'rejoin');
+    t.equal(await log.append(bytes('a')), 0);
+    t.equal(await revoke(server, { jti: 'rejoin-1' }), 200);
+    await t.rejects(log.append(bytes('b')), { code: 'REVOKED' }, 'the lease was revoked');
+    // The first op the revoked session refuses makes the client refresh with a new token.
+    let again: LeasedLog | undefined;
+    for (let attempt = 0; again === undefined; attempt++) {
+      again = await client.lease('acme', 'rejoin').catch((error: { code?: string }) => {
+        if (error.code !== 'REVOKED' || attempt > 20) throw error;
+        return sleep(50).then(() => undefined);
+      });
+    }
+    t.not(again, log, 'a new log object');
+    t.equal(await again.append(bytes('c')), 1, 'the new lease appends, continuing the writer');
+    t.equal(issued, 2, 'one new token');
+    t.equal(sentFrames(tracked.sent, OP_REFRESH).length, 1, 'refreshed');
+    t.equal(tracked.sockets.length, 1, 'on the same connection');
+  });
 });
 
 t.test('the client rides out server restarts', async (t) => {
@@ -592,4 +794,76 @@ t.test('the client rides out server restarts', async (t) => {
     'the tail delivered every position once, in order',
   );
   t.ok(caughtUp >= 3, `the tail caught up after each restart (${caughtUp})`);
+});
+
+t.test('a rate-limited client gets every append exactly once, only slower', async (t) => {
+  // 2 frames per 10 ms after a burst of 20: a wave of appends overdraws it, and the messages
+  // after it are refused (RATE_LIMITED) until it refills.
+  const server = await startServer({ args: ['--frames-per-second', '200', '--frames-burst', '20'] });
+  t.teardown(async () => {
+    await server.stop();
+    removeDataDir(server.dataDir);
+  });
+  const tracked = trackedWebSocket();
+  const client = await connect(server.url, { token: token(server), WebSocket: tracked.WebSocket });
+  t.teardown(() => client.close());
+  const log = await client.lease('acme', 'rate-limited');
+  const delivered: number[] = [];
+  log.tail(0, (entries) => delivered.push(...entries.map((entry) => entry.position)));
+  const expected = new Map<string, number>();
+  const append = (payload: string): Promise<void> =>
+    log.append(bytes(payload)).then((position) => {
+      t.notOk(expected.has(payload), `${payload} resolves once`);
+      expected.set(payload, position);
+    });
+  const started = Date.now();
+  let second: Promise<LeasedLog> | undefined;
+  // Waves of appends, each sent when the one before resolved: each needs the budget again.
+  // The server lets a message through while the budget is above 0 and charges all its
+  // frames, so the first wave of 40 overdraws it.
+  for (let wave = 0; wave < 27; wave++) {
+    const appends = Array.from({ length: wave === 0 ? 40 : 10 }, (_, i) => append(`${wave}-${i}`));
+    // Right behind the first wave, while the budget is overdrawn: this lease is refused.
+    second ??= client.lease('acme', 'rate-limited-2');
+    await Promise.all(appends);
+  }
+  const elapsed = Date.now() - started;
+
+  const limited = errorsNamed(tracked.received, 'RATE_LIMITED');
+  t.ok(limited > 0, `the server dropped messages (${limited} RATE_LIMITED)`);
+  // Every wave but the last is paid for before the next gets through: 300 writes and their acks.
+  t.ok(elapsed > 1000, `slower: 300 appends took ${elapsed} ms at 200 frames/s`);
+  t.equal(tracked.sockets.length, 1, 'without reconnecting');
+  checkDense(t, [...expected.values()]);
+  await checkLog(t, log, expected);
+  const leases = sentFrames(tracked.sent, OP_LEASE).length;
+  t.ok(leases > 2, `the refused lease was sent again (${leases} lease frames for 2 logs)`);
+  t.equal((await second!).name, 'rate-limited-2', 'and resolved');
+  await until(() => delivered.length >= 300, 'the tail to deliver every append');
+  t.same(
+    delivered,
+    Array.from({ length: 300 }, (_, i) => i),
+    'the tail delivered every position once, in order',
+  );
+});
+
+t.test('a writer over the unacked limit acks and sends again', async (t) => {
+  const server = await startServer({ args: ['--unacked-writes-max', '16'] });
+  t.teardown(async () => {
+    await server.stop();
+    removeDataDir(server.dataDir);
+  });
+  const tracked = trackedWebSocket();
+  const client = await connect(server.url, { token: token(server), WebSocket: tracked.WebSocket });
+  t.teardown(() => client.close());
+  const log = await client.lease('acme', 'unacked');
+  const expected = new Map<string, number>();
+  await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(bytes(`u${i}`)).then((position) => void expected.set(`u${i}`, position))));
+  const refused = errorsNamed(tracked.received, 'UNACKED_LIMIT');
+  t.ok(refused > 0, `the server refused writes over the limit (${refused} UNACKED_LIMIT)`);
+  t.equal(tracked.sockets.length, 1, 'without reconnecting');
+  checkDense(t, [...expected.values()]);
+  await checkLog(t, log, expected);
+  const writes = writeFramesIn(tracked.sent);
+  t.ok(writes < 200 * 20, `without a storm of resends (${writes} write frames)`);
 });

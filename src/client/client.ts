@@ -1,6 +1,8 @@
 // The client: one session at a time over one WebSocket, opened again with backoff whenever
 // it drops. Every leased log leases itself again on each new session and resumes its work
-// there; this class only carries frames between the socket and the logs.
+// there; this class carries frames between the socket and the logs, and keeps the session's
+// credentials alive (token refresh, attested grants) and its frames flowing (resends after
+// the server drops a message).
 import { unpack } from 'msgpackr';
 import { ENTRY_BYTES_MAX_DEFAULT } from '../constants.js';
 import {
@@ -13,9 +15,11 @@ import {
   OP_ERROR,
   OP_LEASED,
   OP_NACKED,
+  OP_OK,
+  OP_REVOKED,
 } from '../net/protocol.js';
 import { backoffDelay } from './backoff.js';
-import { connectFrame, decodeFrames, type Frame } from './codec.js';
+import { attestFrame, connectFrame, decodeFrames, refreshFrame, type Frame } from './codec.js';
 import { errorFromPayload, TailgroveError } from './errors.js';
 import type { Link, Reply } from './link.js';
 import { Log } from './log.js';
@@ -23,11 +27,34 @@ import { CONNECT_TIMEOUT_MS, openSocket, type FrameSocket } from './socket.js';
 import type { Client, ConnectOptions, LeasedLog, Session } from './types.js';
 
 // Token refusals: a new session cannot succeed unless the app hands out a new token.
-const TOKEN_ERRORS = new Set(['BAD_TOKEN', 'TOKEN_EXPIRED']);
+const TOKEN_ERRORS = new Set(['BAD_TOKEN', 'TOKEN_EXPIRED', 'REVOKED']);
+// A session token is refreshed when this share of its remaining lifetime has passed: early
+// enough that a slow getToken() or round trip still beats the server's expiry close (4003).
+const REFRESH_AT = 0.8;
+// ... but never sooner than this, so a token that is (nearly) expired cannot make a loop.
+const REFRESH_DELAY_MIN_MS = 500;
+// Resends after RATE_LIMITED back off from 50 to 500 ms, from 50 again once answers flow.
+const RATE_LIMIT_BASE_MS = 50;
+const RATE_LIMIT_CAP_MS = 500;
 // A session that lasted this long was healthy: the next reconnect starts the backoff afresh.
 // Shorter ones keep backing off, so a fault that kills every session cannot spin.
 const STABLE_SESSION_MS = 10_000;
 const RID_MAX = 0xffffffff;
+
+interface Request {
+  reply: Reply;
+  /** A control request's frame, sent alone (FrameSocket.sendAlone) and again if that message was rate limited. */
+  frame?: Uint8Array;
+  /** An attest or refresh: a REVOKED answer is about the token it carries, not about the session. */
+  credential?: boolean;
+}
+
+/** An attest() call waiting for the server's answer. */
+interface Attest {
+  token: string;
+  resolve(answer: { expiresAt: number }): void;
+  reject(error: TailgroveError): void;
+}
 
 interface Handshake {
   rid: number;
@@ -44,14 +71,28 @@ export class TailgroveClient implements Client, Link {
   #entryBytesMax = ENTRY_BYTES_MAX_DEFAULT;
   #handshake: Handshake | undefined;
   #lastRid = 0;
-  readonly #requests = new Map<number, Reply>();
+  readonly #requests = new Map<number, Request>();
   readonly #handles = new Map<number, Log>();
+  // Handles the server revoked on this session: errors about ops still in flight on them are expected.
+  readonly #revokedHandles = new Set<number>();
   readonly #logs = new Map<string, Log>();
   // Outlives a log's release, so leasing it again continues the same writer.
   readonly #writerEpochs = new Map<string, number>();
   #attempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #closed: TailgroveError | undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  // The socket a refresh is in flight on (one at a time; a stale value means none).
+  #refreshingOn: FrameSocket | undefined;
+  // Grant tokens by token, with their expiry (seconds), once the server accepted them.
+  readonly #grants = new Map<string, number>();
+  // attest() calls not yet answered: sent on the current session, or the next one.
+  readonly #attests = new Set<Attest>();
+  // RATE_LIMITED: request ids its refusals named, and the timer that sends everything again.
+  readonly #rateLimitedRids = new Set<number>();
+  #replayTimer: ReturnType<typeof setTimeout> | undefined;
+  // Resends since the server last answered anything but an error.
+  #rateLimitStreak = 0;
 
   constructor(url: string, options: ConnectOptions) {
     this.#url = url;
@@ -88,6 +129,17 @@ export class TailgroveClient implements Client, Link {
     return log.ready;
   }
 
+  /** Add a grant token's grants to the session, and to every later session until it expires. */
+  attest(grantToken: string): Promise<{ expiresAt: number }> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    if (typeof grantToken !== 'string' || grantToken.length === 0) return Promise.reject(new TypeError('attest(grantToken): a non-empty string'));
+    return new Promise((resolve, reject) => {
+      const attest: Attest = { token: grantToken, resolve, reject };
+      this.#attests.add(attest);
+      if (this.#session) this.#sendAttest(attest);
+    });
+  }
+
   async close(): Promise<void> {
     const socket = this.#socket;
     this.#shutdown(new TailgroveError('CLOSED', 'the client was closed'));
@@ -102,8 +154,12 @@ export class TailgroveClient implements Client, Link {
 
   request(reply: Reply): number {
     const rid = this.#nextRid();
-    this.#requests.set(rid, reply);
+    this.#requests.set(rid, { reply });
     return rid;
+  }
+
+  control(reply: Reply, build: (rid: number) => Uint8Array): number {
+    return this.#control(reply, build, false);
   }
 
   forget(rid: number): void {
@@ -159,7 +215,139 @@ export class TailgroveClient implements Client, Link {
     this.#session = session;
     this.#sessionStartedAt = Date.now();
     this.#entryBytesMax = session.entryBytesMax ?? ENTRY_BYTES_MAX_DEFAULT;
+    this.#scheduleRefresh(session.expiresAt);
+    // Grants first: the server applies an attest before the frames that follow it, so the
+    // leases below may rely on them.
+    const now = Date.now() / 1000;
+    for (const [grant, expiresAt] of this.#grants) {
+      if (expiresAt > now) this.#reattest(grant);
+      else this.#grants.delete(grant);
+    }
+    for (const attest of this.#attests) this.#sendAttest(attest);
     for (const log of [...this.#logs.values()]) log.lease();
+  }
+
+  #control(reply: Reply, build: (rid: number) => Uint8Array, credential: boolean): number {
+    const rid = this.#nextRid();
+    const frame = build(rid);
+    this.#requests.set(rid, { reply, frame, credential });
+    this.#socket?.sendAlone(frame);
+    return rid;
+  }
+
+  // Credentials: refresh and attest.
+
+  /** With a getToken function, refresh the session token on this socket before it expires. */
+  #scheduleRefresh(expiresAt: number): void {
+    clearTimeout(this.#refreshTimer);
+    const remaining = expiresAt * 1000 - Date.now();
+    // Without an expiry there is nothing to schedule; the reconnect path still gets a new token.
+    if (typeof this.#options.token !== 'function' || !Number.isFinite(remaining)) return;
+    this.#refreshTimer = setTimeout(() => void this.#refresh(), Math.max(REFRESH_DELAY_MIN_MS, remaining * REFRESH_AT));
+  }
+
+  /** Swap the session's token for a fresh one; when that fails, a new session with a fresh token. */
+  async #refresh(): Promise<void> {
+    const socket = this.#socket;
+    const getToken = this.#options.token;
+    if (socket === undefined || this.#session === undefined || this.#refreshingOn === socket || typeof getToken !== 'function') return;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshingOn = socket;
+    let token: string;
+    try {
+      token = await getToken();
+    } catch {
+      // Keep the session and try again later; at expiry the server closes it (4003) and
+      // reconnecting takes over.
+      this.#refreshingOn = undefined;
+      if (socket === this.#socket && this.#session) this.#scheduleRefresh(this.#session.expiresAt);
+      return;
+    }
+    if (socket !== this.#socket) return;
+    const rid = this.#control(
+      {
+        frame: (frame) => {
+          this.forget(rid);
+          this.#refreshingOn = undefined;
+          const { expiresAt } = unpack(frame.payload) as { expiresAt: number };
+          if (this.#session) this.#session = { ...this.#session, expiresAt };
+          this.#scheduleRefresh(expiresAt);
+        },
+        error: () => {
+          this.forget(rid);
+          if (socket === this.#socket) this.#resync(socket, CLOSE_NORMAL, 'refresh refused: reconnecting with a new token');
+        },
+      },
+      (rid) => refreshFrame(rid, token),
+      true,
+    );
+  }
+
+  #sendAttest(attest: Attest): void {
+    const rid = this.#control(
+      {
+        frame: (frame) => {
+          this.forget(rid);
+          this.#attests.delete(attest);
+          const { expiresAt } = unpack(frame.payload) as { expiresAt: number };
+          this.#grants.set(attest.token, expiresAt);
+          attest.resolve({ expiresAt });
+        },
+        error: (error) => {
+          this.forget(rid);
+          this.#attests.delete(attest);
+          attest.reject(error);
+        },
+      },
+      (rid) => attestFrame(rid, attest.token),
+      true,
+    );
+  }
+
+  /** A grant attested on an earlier session; one the server now refuses (revoked) is forgotten. */
+  #reattest(grant: string): void {
+    const rid = this.#control(
+      {
+        frame: () => this.forget(rid),
+        error: () => {
+          this.forget(rid);
+          this.#grants.delete(grant);
+        },
+      },
+      (rid) => attestFrame(rid, grant),
+      true,
+    );
+  }
+
+  // Refusals of whole messages.
+
+  /**
+   * A message was dropped (RATE_LIMITED), naming its first frame's request id if it had one.
+   * After a pause, send again that request and every other thing that may have gone with it.
+   */
+  #onRateLimited(rid: number): void {
+    if (rid !== 0) this.#rateLimitedRids.add(rid);
+    if (this.#replayTimer !== undefined) return; // that resend covers this message too
+    const delay = backoffDelay(this.#rateLimitStreak++, Math.random, RATE_LIMIT_BASE_MS, RATE_LIMIT_CAP_MS);
+    this.#replayTimer = setTimeout(() => this.#replay(), delay);
+  }
+
+  #replay(): void {
+    this.#replayTimer = undefined;
+    const socket = this.#socket;
+    if (socket === undefined || this.#session === undefined) return;
+    // Control requests are resent only when named: a lease sent twice could open two writer epochs.
+    for (const rid of this.#rateLimitedRids) {
+      const frame = this.#requests.get(rid)?.frame;
+      if (frame !== undefined) socket.sendAlone(frame);
+    }
+    this.#rateLimitedRids.clear();
+    for (const log of [...this.#logs.values()]) log.replay();
+  }
+
+  /** The session's token was revoked: every op but refresh is refused until a refresh succeeds. */
+  #onSessionRevoked(): void {
+    if (typeof this.#options.token === 'function') void this.#refresh();
   }
 
   #nextRid(): number {
@@ -174,6 +362,8 @@ export class TailgroveClient implements Client, Link {
     this.#session = undefined;
     this.#requests.clear();
     this.#handles.clear();
+    this.#revokedHandles.clear();
+    this.#clearSessionTimers();
     for (const log of this.#logs.values()) log.suspend();
     const error = new TailgroveError('DISCONNECTED', `the connection closed (${code}${reason ? `: ${reason}` : ''})`);
     this.#handshake?.reject(error);
@@ -206,12 +396,22 @@ export class TailgroveClient implements Client, Link {
     this.#onClose(socket, code, reason);
   }
 
+  #clearSessionTimers(): void {
+    clearTimeout(this.#refreshTimer);
+    clearTimeout(this.#replayTimer);
+    this.#replayTimer = undefined;
+    this.#rateLimitedRids.clear();
+  }
+
   #shutdown(error: TailgroveError): void {
     if (this.#closed) return;
     this.#closed = error;
     clearTimeout(this.#reconnectTimer);
+    this.#clearSessionTimers();
     this.#handshake?.reject(error);
     this.#handshake = undefined;
+    for (const attest of this.#attests) attest.reject(error);
+    this.#attests.clear();
     for (const log of [...this.#logs.values()]) log.fail(error);
     const socket = this.#socket;
     this.#socket = undefined;
@@ -234,12 +434,14 @@ export class TailgroveClient implements Client, Link {
   }
 
   #dispatch(socket: FrameSocket, frame: Frame): void {
+    if (frame.op !== OP_ERROR) this.#rateLimitStreak = 0; // the session makes progress
     switch (frame.op) {
       case OP_CONNECTED:
         this.#onConnected(frame);
         break;
       case OP_LEASED:
-        this.#requests.get(frame.a)?.frame(frame);
+      case OP_OK:
+        this.#requests.get(frame.a)?.reply.frame(frame);
         break;
       case OP_ACKED:
         this.#handles.get(frame.a)?.onAck(frame.b, frame.position);
@@ -248,11 +450,14 @@ export class TailgroveClient implements Client, Link {
         this.#handles.get(frame.a)?.onNack(frame.flags, frame.b, frame.c, frame.position);
         break;
       case OP_ENTRIES:
-        if ((frame.flags & ENTRIES_READ_REPLY) !== 0) this.#requests.get(frame.b)?.frame(frame);
+        if ((frame.flags & ENTRIES_READ_REPLY) !== 0) this.#requests.get(frame.b)?.reply.frame(frame);
         else this.#handles.get(frame.a)?.onTailFrame(frame);
         break;
       case OP_ERROR:
         this.#onError(socket, frame);
+        break;
+      case OP_REVOKED:
+        this.#onRevoked(frame);
         break;
       // Ops newer than this client are skipped (docs/PROTOCOL.md, "Versioning").
     }
@@ -263,6 +468,21 @@ export class TailgroveClient implements Client, Link {
     if (handshake === undefined || frame.a !== handshake.rid) return;
     this.#handshake = undefined;
     handshake.resolve(unpack(frame.payload) as Session);
+  }
+
+  /** `_revoke(handle)`: the lease is gone for good (its token or grant was revoked, or a grant expired). */
+  #onRevoked(frame: Frame): void {
+    this.#revokedHandles.add(frame.a);
+    const log = this.#handles.get(frame.a);
+    if (log === undefined) return;
+    let reason = 'the lease was revoked';
+    try {
+      reason = (unpack(frame.payload) as { reason?: string }).reason ?? reason;
+    } catch {
+      // the code says enough
+    }
+    // fail() also forgets the log, so no later session leases it again.
+    log.fail(new TailgroveError('REVOKED', `${log.site}/${log.name}: ${reason}`));
   }
 
   #onError(socket: FrameSocket, frame: Frame): void {
@@ -276,12 +496,19 @@ export class TailgroveClient implements Client, Link {
     // The server dropped a frame without saying which: resend everything on a new session
     // (every resend is idempotent: appends by lsn, tails and reads by position).
     if (error.code === 'OVERLOADED') return this.#resync(socket, CLOSE_NORMAL, 'resync after OVERLOADED');
+    if (error.code === 'RATE_LIMITED') return this.#onRateLimited(frame.a);
     if (frame.a !== 0) {
       // The answer to a request; none waiting means the request was abandoned.
-      this.#requests.get(frame.a)?.error(error);
+      const request = this.#requests.get(frame.a);
+      request?.reply.error(error);
+      if (error.code === 'REVOKED' && !request?.credential) this.#onSessionRevoked();
       return;
     }
-    if (this.#handles.get(frame.b)?.onError(error)) return;
+    // A refused message whose first frame has no request id (a write, an ack, a tail, …).
+    if (error.code === 'REVOKED') return this.#onSessionRevoked();
+    // An op sent on a handle before its `_revoke` arrived.
+    if (this.#revokedHandles.has(frame.b)) return;
+    if (this.#handles.get(frame.b)?.onError(error, frame.c)) return;
     // Not about any one request: this client's picture of the session may be wrong.
     this.#resync(socket, CLOSE_NORMAL, `resync after ${error.code}`);
   }

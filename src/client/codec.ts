@@ -15,9 +15,11 @@ import {
   HEADER_WORD,
   LEASE_NEW_WRITER,
   OP_ACK,
+  OP_ATTEST,
   OP_CONNECT,
   OP_LEASE,
   OP_READ,
+  OP_REFRESH,
   OP_RELEASE,
   OP_TAIL,
   OP_UNTAIL,
@@ -132,6 +134,16 @@ export function decodeEntries(payload: Uint8Array, count: number): Uint8Array[] 
 
 export function connectFrame(rid: number, token: string): Uint8Array {
   return encodeFrame(OP_CONNECT, 0, { word: PROTOCOL_VERSION, a: rid }, pack({ token }));
+}
+
+/** A new session token for the same user and device: the session, its leases and tails go on. */
+export function refreshFrame(rid: number, token: string): Uint8Array {
+  return encodeFrame(OP_REFRESH, 0, { a: rid }, pack({ token }));
+}
+
+/** A grant token whose grants the session gets in addition to its token's. */
+export function attestFrame(rid: number, token: string): Uint8Array {
+  return encodeFrame(OP_ATTEST, 0, { a: rid }, pack({ token }));
 }
 
 /** `writerEpoch` undefined: this client has no writer state for the log, so it opens a new epoch. */

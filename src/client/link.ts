@@ -17,6 +17,13 @@ export interface Link {
   send(frame: Uint8Array): void;
   /** A request id whose answers go to `reply` until forgotten or the session ends. */
   request(reply: Reply): number;
+  /**
+   * A request id as `request` gives, and its frame (`build(rid)`) sent in a message of its
+   * own; sent again if that message is refused as RATE_LIMITED. For requests that must not
+   * be sent twice (a lease may open a writer epoch), so only a refusal that names them
+   * may resend them.
+   */
+  control(reply: Reply, build: (rid: number) => Uint8Array): number;
   forget(rid: number): void;
   /** Route the frames about `handle` on the current session to `log`. */
   bind(handle: number, log: Log): void;

@@ -32,7 +32,7 @@ interface PendingRead {
 // Error codes about a handle's writes, and about its tail; any other error on a handle
 // leaves the session's state unknown, and the client starts a new session.
 const WRITE_ERRORS = new Set(['FENCED', 'FORBIDDEN', 'STALE_LSN', 'TOO_LARGE']);
-const TAIL_ERRORS = new Set(['GONE']);
+const TAIL_ERRORS = new Set(['GONE', 'TAIL_LIMIT']);
 
 export class Log implements LeasedLog, Attachment {
   readonly site: string;
@@ -104,17 +104,30 @@ export class Log implements LeasedLog, Attachment {
   /** Lease on the current session (the client calls this for every new session). */
   lease(): void {
     if (this.#failed) return;
-    const rid = this.link.request({
-      frame: (frame) => {
-        this.link.forget(rid);
-        this.#onLeased(frame);
+    const rid = this.link.control(
+      {
+        frame: (frame) => {
+          this.link.forget(rid);
+          this.#onLeased(frame);
+        },
+        error: (error) => {
+          this.link.forget(rid);
+          this.fail(error);
+        },
       },
-      error: (error) => {
-        this.link.forget(rid);
-        this.fail(error);
-      },
-    });
-    this.link.send(leaseFrame(this.shard, rid, this.#writer.writerEpoch, this.site, this.name));
+      (rid) => leaseFrame(this.shard, rid, this.#writer.writerEpoch, this.site, this.name),
+    );
+  }
+
+  /** Frames sent on this session may have been dropped (RATE_LIMITED): send again what is unanswered. */
+  replay(): void {
+    if (!this.attached) return;
+    this.#writer.replay();
+    this.#tail?.replay();
+    for (const read of this.#reads) {
+      this.link.forget(read.rid); // a late answer to the first request is then ignored
+      this.#issue(read);
+    }
   }
 
   /** The session ended: handles and request ids died with it. */
@@ -147,8 +160,12 @@ export class Log implements LeasedLog, Attachment {
     this.#tail?.onFrame(frame);
   }
 
-  /** An `_error` about this handle without a request id; false when it is not about one op of this log. */
-  onError(error: TailgroveError): boolean {
+  /** An `_error` about this handle without a request id (`lsn` for a write's); false when it is not about one op of this log. */
+  onError(error: TailgroveError, lsn: number): boolean {
+    if (error.code === 'UNACKED_LIMIT') {
+      this.#writer.onUnackedLimit(lsn);
+      return true;
+    }
     if (WRITE_ERRORS.has(error.code)) {
       this.#writer.fail(error);
       return true;

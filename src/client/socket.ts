@@ -77,6 +77,18 @@ export class FrameSocket {
     }
   }
 
+  /**
+   * Send `frame` as a message of its own, after the frames queued before it. The server
+   * refuses a message as a whole (RATE_LIMITED, REVOKED) naming only its first frame's
+   * request id, and reads a revoked session's message only when a refresh comes first: a
+   * control request alone in its message is the one such a refusal names.
+   */
+  sendAlone(frame: Uint8Array): void {
+    if (!this.#open) return;
+    this.#flush();
+    this.#socket.send(frame);
+  }
+
   close(code: number, reason: string): void {
     if (!this.#open) return;
     this.#flush();

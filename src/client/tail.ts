@@ -36,6 +36,15 @@ export class TailStream implements Tail {
     link.send(tailFrame(shard, handle, this.#next));
   }
 
+  /**
+   * Frames sent on this session may have been dropped (RATE_LIMITED). A tail that caught up
+   * is running on the server; one that has not may never have started: start it again
+   * (what both deliver is still delivered once).
+   */
+  replay(): void {
+    if (this.#awaitingCaughtUp) this.start();
+  }
+
   onFrame(frame: Frame): void {
     if (!this.#open) return;
     if (frame.position > this.#next) {

@@ -23,7 +23,12 @@ export interface WriterEpochStore {
 }
 
 export interface ConnectOptions {
-  /** The HS256 token, or a function asked for one on every (re)connect so it can be refreshed. */
+  /**
+   * The HS256 token, or a function asked for one on every (re)connect and before the
+   * session's token expires: the client then refreshes the token on the live connection
+   * (leases and tails go on), and reconnects with a new one only if the refresh is refused.
+   * A string token is never refreshed: the server closes the session when it expires.
+   */
   token: string | (() => string | Promise<string>);
   /** A WebSocket implementation; defaults to the global one, else the `ws` package. */
   WebSocket?: WebSocketConstructor;
@@ -45,6 +50,12 @@ export interface Client {
   readonly session: Session | undefined;
   /** Attach to a log (created if missing); leasing a log this client already holds returns the same object. */
   lease(site: string, log: string): Promise<LeasedLog>;
+  /**
+   * Add the grants of a grant token (minted by the app's backend) to the session; they also
+   * hold on every later session until the grant expires. Rejects with the server's code
+   * (BAD_TOKEN, TOKEN_EXPIRED, REVOKED, FORBIDDEN when bound to another user or device).
+   */
+  attest(grantToken: string): Promise<{ expiresAt: number }>;
   /** Close the connection; pending appends, reads and leases reject with code CLOSED. */
   close(): Promise<void>;
 }
@@ -57,7 +68,7 @@ export interface AppendOptions {
 export interface TailOptions {
   /** The backlog has been delivered and live entries follow (again after each reconnect). */
   onCaughtUp?: () => void;
-  /** The tail stopped for good (log lost, client closed); no entries follow. */
+  /** The tail stopped for good (log lost, lease revoked, client closed); no entries follow. */
   onError?: (error: Error) => void;
 }
 
@@ -67,6 +78,11 @@ export interface Tail {
   close(): void;
 }
 
+/**
+ * A leased log. When the server revokes the lease (its token or grant was revoked, or an
+ * attested grant expired), the log fails for good with code REVOKED: pending and later
+ * appends and reads reject, its tail's onError fires; lease the log again for a new object.
+ */
 export interface LeasedLog {
   readonly site: string;
   readonly name: string;

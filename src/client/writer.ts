@@ -7,6 +7,10 @@ import { ackFrame, writeFrame } from './codec.js';
 import { TailgroveError } from './errors.js';
 import type { Attachment } from './link.js';
 
+// The pause after UNACKED_LIMIT: about a group commit or two, for the answers that let the
+// client ack to arrive.
+const UNACKED_RETRY_MS = 50;
+
 interface PendingWrite {
   lsn: number;
   data: Uint8Array;
@@ -27,6 +31,9 @@ export class Writer {
   #ackedThrough = 0;
   #ackScheduled = false;
   #failed: TailgroveError | undefined;
+  // Set while the server refuses new writes until it sees an ack (UNACKED_LIMIT): writes
+  // wait for the timer to send them again, instead of each drawing an LSN_GAP.
+  #heldTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(attachment: Attachment, writerEpoch: number | undefined) {
     this.#attachment = attachment;
@@ -54,17 +61,51 @@ export class Writer {
       // caller may reuse its buffer meanwhile.
       const write: PendingWrite = { lsn, data: new Uint8Array(data), at, unanswered: 0, resolve, reject };
       this.#pending.set(lsn, write);
-      if (this.#attachment.attached) this.#send(write);
+      if (this.#attachment.attached && this.#heldTimer === undefined) this.#send(write);
     });
   }
 
   /** Leased on a new session: earlier sends will never be answered, so send every write without an outcome again, in lsn order. */
   resume(): void {
+    clearTimeout(this.#heldTimer);
+    this.#heldTimer = undefined;
     for (const write of this.#pending.values()) {
       write.unanswered = 0;
       this.#send(write);
     }
     this.#scheduleAck();
+  }
+
+  /**
+   * Some frames sent on this session were dropped (RATE_LIMITED) and which is unknown: send
+   * the last ack and every write without an outcome again. Duplicates are answered with
+   * their original outcome, and an ack already seen is ignored.
+   */
+  replay(): void {
+    const { shard, handle, link } = this.#attachment;
+    if (this.#ackedThrough > 0) link.send(ackFrame(shard, handle, this.#ackedThrough));
+    this.resume();
+  }
+
+  /**
+   * The server refused write `lsn` until it sees more acks (UNACKED_LIMIT; the lsn was not
+   * used, and the later writes in flight draw LSN_GAP). Ack what can be acked, then send
+   * again from `lsn` after a pause in which the outstanding answers (and so acks) arrive.
+   */
+  onUnackedLimit(lsn: number): void {
+    const write = this.#pending.get(lsn);
+    if (write === undefined) return;
+    write.unanswered--;
+    if (this.#heldTimer !== undefined) return;
+    const { shard, handle, link } = this.#attachment;
+    // Sent even when not new: the last one may have been dropped.
+    if (this.#ackedThrough > 0) link.send(ackFrame(shard, handle, this.#ackedThrough));
+    this.#heldTimer = setTimeout(() => {
+      this.#heldTimer = undefined;
+      // Not attached: the next lease sends everything (resume).
+      if (!this.#attachment.attached) return;
+      for (const held of this.#pending.values()) if (held.lsn >= lsn) this.#send(held);
+    }, UNACKED_RETRY_MS);
   }
 
   onAck(lsn: number, position: number): void {
@@ -82,7 +123,8 @@ export class Writer {
       write.unanswered--;
       // A later send of this write is still in flight and gets its own answer; reacting
       // to every stale nack would resend the same range once per pipelined write.
-      if (write.unanswered > 0) return;
+      // While held, the timer sends everything again.
+      if (write.unanswered > 0 || this.#heldTimer !== undefined) return;
       this.#resendFrom(expectedLsn);
       return;
     }
@@ -96,6 +138,7 @@ export class Writer {
   /** The writer cannot go on (FENCED, FORBIDDEN, the log is gone, …): reject pending and future appends. */
   fail(error: TailgroveError): void {
     this.#failed ??= error;
+    clearTimeout(this.#heldTimer);
     for (const write of this.#pending.values()) write.reject(error);
     this.#pending.clear();
   }

@@ -106,7 +106,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     router.publish();
     workDoorbell.ring();
   };
-  const control = new SessionControl<Socket>(registry, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax });
+  const control = new SessionControl<Socket>(registry, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax, clockSkewSeconds: limits.clockSkewSeconds });
 
   function pauseTails(ws: Socket): void {
     const connection = ws.getUserData();
@@ -134,18 +134,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return connection.frameTokens > 0;
   }
 
-  /** Answer a frame refused on its prefix; a write's error names its handle and lsn when the header is there. */
-  function refuseFrame(ws: Socket, bytes: Uint8Array, offset: number, error: number): void {
-    const connection = ws.getUserData();
+  /** An `_error` naming the frame at `offset`: its rid, or a write's handle and lsn, when its header is there. */
+  function refuseNamed(ws: Socket, bytes: Uint8Array, offset: number, error: number, message: string): void {
     const header = offset + PREFIX_BYTES;
     const headerPresent = bytes.length >= header + HEADER_C;
     const isWrite = headerPresent && frameOp(bytes, offset) === OP_WRITE;
+    ws.send(errorFrame(error, headerPresent ? frameRid(bytes, offset) : 0, isWrite ? readUint32(bytes, header + HEADER_A) : 0, message, isWrite ? readUint32(bytes, header + HEADER_B) : 0), true);
+  }
+
+  /** Answer a frame refused on its prefix; repeated malformed frames close the socket. */
+  function refuseFrame(ws: Socket, bytes: Uint8Array, offset: number, error: number): void {
     const message =
       error === ERROR.TOO_LARGE
         ? `the frame at byte ${offset} of the message is larger than allowed (entries up to ${limits.entryBytesMax} bytes); the rest of the message was dropped`
         : `the frame at byte ${offset} of the message was refused; the rest of the message was dropped`;
-    ws.send(errorFrame(error, headerPresent ? frameRid(bytes, offset) : 0, isWrite ? readUint32(bytes, header + HEADER_A) : 0, message, isWrite ? readUint32(bytes, header + HEADER_B) : 0), true);
-    if (++connection.violations > limits.violationsMax) ws.end(CLOSE_VIOLATIONS, 'too many malformed frames');
+    refuseNamed(ws, bytes, offset, error, message);
+    if (++ws.getUserData().violations > limits.violationsMax) ws.end(CLOSE_VIOLATIONS, 'too many malformed frames');
   }
 
   function route(ws: Socket, message: ArrayBuffer): void {
@@ -163,15 +167,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (!control.connect(ws, bytes, 0)) return;
       offset = first;
     }
-    if (connection.revoked) {
-      // Only a refresh brings a revoked session back; everything else is refused.
+    // A revoked session: each frame is refused with REVOKED until a refresh brings it back;
+    // the frames after a successful refresh are routed as usual.
+    while (connection.revoked && offset < length) {
       const size = checkFrame(bytes, offset, length - offset, frameLimits);
-      if (size > 0 && frameOp(bytes, offset) === OP_REFRESH) control.sessionOp(ws, bytes, offset, OP_REFRESH);
-      else if (offset < length) control.refuseRevoked(ws, size > 0 ? frameRid(bytes, offset) : 0);
-      return;
+      if (size < 0) return refuseFrame(ws, bytes, offset, -size);
+      if (frameOp(bytes, offset) === OP_REFRESH) control.sessionOp(ws, bytes, offset, OP_REFRESH);
+      else refuseNamed(ws, bytes, offset, ERROR.REVOKED, 'the token of this session was revoked: refresh it with a valid token');
+      offset += size;
     }
     if (offset < length && !takeFrameTokens(connection)) {
-      ws.send(errorFrame(ERROR.RATE_LIMITED, frameRid(bytes, offset), 0, `more than ${limits.framesPerSecond} frames per second: the message was dropped, send it again later`), true);
+      refuseNamed(ws, bytes, offset, ERROR.RATE_LIMITED, `more than ${limits.framesPerSecond} frames per second: this message was dropped whole (this error names its first frame); send it again later`);
       return;
     }
     while (offset < length) {

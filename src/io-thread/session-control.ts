@@ -38,6 +38,7 @@ export interface SessionControlOptions {
   verify: TokenVerifier;
   revocations: Revocations;
   entryBytesMax: number;
+  clockSkewSeconds: number;
 }
 
 function nowSeconds(): number {
@@ -137,11 +138,6 @@ export class SessionControl<Socket extends ControlledSocket> {
     return hit;
   }
 
-  /** The answer to any op of a revoked session but refresh. */
-  refuseRevoked(ws: Socket, rid: number): void {
-    ws.send(errorFrame(ERROR.REVOKED, rid, 0, 'the token of this session was revoked: refresh it with a valid token'), true);
-  }
-
   private refresh(ws: Socket, bytes: Uint8Array, offset: number, rid: number): void {
     const connection = ws.getUserData();
     const claims = this.checkedSessionToken(ws, bytes, offset, false);
@@ -210,7 +206,8 @@ export class SessionControl<Socket extends ControlledSocket> {
   private armExpiry(ws: Socket, claims: Claims): void {
     const connection = ws.getUserData();
     clearTimeout(connection.expiryTimer);
-    connection.expiryTimer = timerAt(claims.exp!, () => {
+    // The same clock skew the verifier allows: a token it accepted is not cut off sooner.
+    connection.expiryTimer = timerAt(claims.exp! + this.options.clockSkewSeconds, () => {
       if (connection.session === NOT_CONNECTED || connection.claims !== claims) return;
       ws.end(CLOSE_TOKEN_EXPIRED, 'the token expired: reconnect or refresh with a new one');
     });

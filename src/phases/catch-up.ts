@@ -1,10 +1,11 @@
 // Phase: tailers catching up. A tailer behind the committed tail reads its backlog from
 // storage, a bounded amount per batch so one deep backlog cannot stall everyone else; when
 // it reaches the committed tail it is marked caught up and turns live (io-contributions
-// pushes it new entries from then on).
-import { CATCH_UP_BYTES_PER_BATCH } from '../constants.js';
+// pushes it new entries from then on). All of a worker's catching-up tailers share a budget
+// per batch, round robin: those not served this batch go first in the next.
+import { CATCH_UP_BYTES_PER_BATCH, CATCH_UP_BYTES_PER_BATCH_TOTAL } from '../constants.js';
 import { TAIL_CATCHING_UP, TAIL_LIVE, type Partition } from './state.js';
-import { sendStoredEntries, storedRead } from './stored-entries.js';
+import { sendStoredEntries, storedBytesSent, storedRead } from './stored-entries.js';
 
 const QUEUED = 1;
 const VISITED = 2;
@@ -22,8 +23,19 @@ export function catchUpTailers(partition: Partition): void {
   const leases = partition.leases;
   const next = partition.catchUpNext;
   next.clear();
+  const served = partition.catchUpServed;
+  served.clear();
+  let budget = CATCH_UP_BYTES_PER_BATCH_TOTAL;
   for (let i = 0; i < partition.catchUp.length; i++) {
     const lease = partition.catchUp.items[i]!;
+    if (budget <= 0) {
+      // Out of budget: waits, ahead of those served this batch.
+      if (leases.occupied[lease] !== 0 && leases.columns.catchUpQueued[lease] === QUEUED) {
+        leases.columns.catchUpQueued[lease] = VISITED;
+        next.push(lease);
+      }
+      continue;
+    }
     // A slot may have been released, reused or listed twice since it was queued.
     if (leases.occupied[lease] === 0 || leases.columns.catchUpQueued[lease] !== QUEUED) continue;
     if (leases.columns.tailState[lease] !== TAIL_CATCHING_UP) {
@@ -41,15 +53,17 @@ export function catchUpTailers(partition: Partition): void {
     storedRead.from = leases.columns.tailNext[lease]!;
     storedRead.to = committed;
     storedRead.committed = committed;
-    storedRead.bytesMax = CATCH_UP_BYTES_PER_BATCH;
+    storedRead.bytesMax = Math.min(CATCH_UP_BYTES_PER_BATCH, budget);
     const sent = sendStoredEntries(partition, storedRead);
+    budget -= storedBytesSent();
     leases.columns.tailNext[lease] = storedRead.from + sent;
     if (storedRead.from + sent >= committed) {
       leases.columns.tailState[lease] = TAIL_LIVE;
     } else {
-      next.push(lease);
+      served.push(lease);
     }
   }
+  for (let i = 0; i < served.length; i++) next.push(served.items[i]!);
   for (let i = 0; i < next.length; i++) partition.leases.columns.catchUpQueued[next.items[i]!] = QUEUED;
   for (let i = 0; i < partition.catchUp.length; i++) {
     const lease = partition.catchUp.items[i]!;

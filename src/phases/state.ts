@@ -137,6 +137,7 @@ export class Partition {
   // Leases whose tail reads the backlog from storage, a bounded amount per batch.
   catchUp = new SlotList(1024);
   catchUpNext = new SlotList(1024);
+  readonly catchUpServed = new SlotList(1024);
   batch = 0;
 
   constructor(config: PartitionConfig, rings: PartitionRings, storage: StorageReader) {

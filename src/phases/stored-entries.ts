@@ -49,6 +49,11 @@ export interface StoredRead {
   bytesMax: number;
 }
 
+/** Payload bytes of the entries the last sendStoredEntries() sent. */
+export function storedBytesSent(): number {
+  return scratch.length;
+}
+
 /** The one request object callers fill in (no object per read). */
 export const storedRead: StoredRead = { session: 0, handle: 0, rid: 0, readReply: false, logId: 0, from: 0, to: 0, committed: 0, bytesMax: 0 };
 

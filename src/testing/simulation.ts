@@ -157,12 +157,13 @@ class Simulation {
 
   /** Run batches, commits and deliveries until nothing moves; then every write has an outcome. */
   private quiesce(): void {
-    for (const device of this.devices) {
-      if (device.paused) this.resume(device);
-      if (device.session === 0) this.connect(device);
-      for (const log of device.logs.values()) if (log.handle === 0 && log.leaseRid === 0) this.lease(device, log);
-    }
     for (let round = 0; round < 50; round++) {
+      // A device revoked meanwhile reconnects; every log without a lease is leased again.
+      for (const device of this.devices) {
+        if (device.paused) this.resume(device);
+        if (device.session === 0) this.connect(device);
+        for (const log of device.logs.values()) if (log.handle === 0 && log.leaseRid === 0) this.lease(device, log);
+      }
       this.server.runBatch();
       this.server.commit();
       this.server.runBatch();
