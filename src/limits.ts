@@ -5,7 +5,7 @@ import { ENTRY_BYTES_MAX_DEFAULT, LEASES_PER_SESSION_MAX } from './constants.js'
 export interface Limits {
   /** Largest entry (TOO_LARGE). */
   entryBytesMax: number;
-  /** Largest WebSocket message; larger closes the socket with 1009. */
+  /** Largest WebSocket message; uWS drops a connection that sends a larger one. */
   messageBytesMax: number;
   /** Leases one session may hold (LEASE_LIMIT). */
   leasesPerSession: number;

@@ -137,9 +137,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   /** An `_error` naming the frame at `offset`: its rid, or a write's handle and lsn, when its header is there. */
   function refuseNamed(ws: Socket, bytes: Uint8Array, offset: number, error: number, message: string): void {
     const header = offset + PREFIX_BYTES;
-    const headerPresent = bytes.length >= header + HEADER_C;
-    const isWrite = headerPresent && frameOp(bytes, offset) === OP_WRITE;
-    ws.send(errorFrame(error, headerPresent ? frameRid(bytes, offset) : 0, isWrite ? readUint32(bytes, header + HEADER_A) : 0, message, isWrite ? readUint32(bytes, header + HEADER_B) : 0), true);
+    const isWrite = bytes.length >= header + HEADER_C && frameOp(bytes, offset) === OP_WRITE;
+    ws.send(errorFrame(error, frameRid(bytes, offset), isWrite ? readUint32(bytes, header + HEADER_A) : 0, message, isWrite ? readUint32(bytes, header + HEADER_B) : 0), true);
   }
 
   /** Answer a frame refused on its prefix; repeated malformed frames close the socket. */
@@ -157,6 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const bytes = new Uint8Array(message);
     const length = bytes.length;
     let offset = 0;
+    if (length === 0) return refuseFrame(ws, bytes, 0, ERROR.BAD_FRAME);
     if (connection.session === NOT_CONNECTED) {
       const first = checkFrame(bytes, 0, length, frameLimits);
       if (first < 0) return refuseFrame(ws, bytes, 0, -first);

@@ -83,11 +83,15 @@ export function checkFrame(bytes: Uint8Array, offset: number, available: number,
   return total;
 }
 
-/** The request id a device put in a frame (connect and lease: A, read: B; other ops have none). */
+/**
+ * The request id a device put in a frame (connect, lease, attest, refresh: A; read: B; other
+ * ops have none), or 0 when the message ends before it.
+ */
 export function frameRid(bytes: Uint8Array, offset: number): number {
-  const op = frameOp(bytes, offset);
   const header = offset + PREFIX_BYTES;
-  if (op === OP_CONNECT || op === OP_LEASE || op === OP_ATTEST || op === OP_REFRESH) return readUint32(bytes, header + HEADER_A);
-  if (op === OP_READ) return readUint32(bytes, header + HEADER_B);
-  return 0;
+  if (bytes.length <= header) return 0;
+  const op = frameOp(bytes, offset);
+  const field = op === OP_CONNECT || op === OP_LEASE || op === OP_ATTEST || op === OP_REFRESH ? HEADER_A : op === OP_READ ? HEADER_B : -1;
+  if (field < 0 || bytes.length < header + field + 4) return 0;
+  return readUint32(bytes, header + field);
 }

@@ -70,6 +70,7 @@ function processFrames(partition: Partition, session: number, start: number, len
     const header = frame + PREFIX_BYTES;
     const payload = header + headerLength;
     invariant(partition.ownsShard(shard), 'the IO thread routes frames to the shard owner');
+    partition.frameShard = shard;
     switch (view.getUint8(header + HEADER_OP)) {
       case OP_WRITE:
         write(partition, session, header, payload, payloadLength);

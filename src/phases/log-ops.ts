@@ -1,7 +1,9 @@
 // Ops on a leased handle: write (RIFL, conditional), ack, read, tail, untail, release.
 // write and ack are the hot path: integer work over the tables, one staging record per
 // write, no objects.
-import { READ_BYTES_MAX, READ_LIMIT_MAX } from '../constants.js';
+import { READ_BYTES_MAX, READ_LIMIT_MAX, SHARD_COUNT } from '../constants.js';
+
+const SHARD_MASK = SHARD_COUNT - 1;
 import {
   STAGE_WRITE,
   WRITE_DATA,
@@ -37,7 +39,9 @@ import { sendStoredEntries, storedRead } from './stored-entries.js';
 
 /** The lease slot of (session, handle), or NO_SLOT after sending UNKNOWN_HANDLE. */
 function findLease(partition: Partition, session: number, handle: number, lsn: number, rid: number): number {
-  const lease = partition.leases.find(session, handle);
+  let lease = partition.leases.find(session, handle);
+  // A handle names one log: with another shard in the frame it is as unknown as a stranger's.
+  if (lease !== NO_SLOT && (partition.logs.key0[partition.leases.columns.logSlot[lease]!]! & SHARD_MASK) !== partition.frameShard) lease = NO_SLOT;
   if (lease === NO_SLOT) sendError(partition, session, rid, handle, lsn, ERROR.UNKNOWN_HANDLE, `handle ${handle} is not leased by this session on this shard`);
   return lease;
 }

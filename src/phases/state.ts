@@ -139,6 +139,8 @@ export class Partition {
   catchUpNext = new SlotList(1024);
   readonly catchUpServed = new SlotList(1024);
   batch = 0;
+  /** The shard of the frame being processed: a handle is valid only with its log's shard. */
+  frameShard = 0;
 
   constructor(config: PartitionConfig, rings: PartitionRings, storage: StorageReader) {
     invariant(config.workerIndex >= 0 && config.workerIndex < config.workerCount, 'worker index in range');

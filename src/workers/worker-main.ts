@@ -84,8 +84,11 @@ parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary 
 
 const leader = data.workerIndex === 0;
 let seen = workDoorbell.sequence();
+let lastWork = 1;
 for (;;) {
-  if (leader && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
+  // Stop only after a batch that found nothing to do: input already routed (the last frames
+  // of closing sockets) is processed and staged before the workers go.
+  if (leader && lastWork === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
   barrier.arrive();
   if (Atomics.load(control, STOP_BATCHES) === 1) break;
   const result = runBatch(partition);
@@ -96,7 +99,8 @@ for (;;) {
   if (leader) {
     if (Atomics.exchange(control, BATCH_STAGED_TOTAL, 0) > 0) diskDoorbell.ring();
     const work = Atomics.exchange(control, BATCH_WORK_TOTAL, 0);
-    if (work === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
+    lastWork = work;
+    if (work === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
     seen = workDoorbell.sequence();
   }
 }
