@@ -360,14 +360,15 @@ class Simulation {
     this.server.deliverAll();
     for (const [session, inbox] of this.server.inbox) {
       const owner = this.owners.get(session);
-      for (const frame of inbox) {
+      // Take the frames out first: reacting to them can deliver more (a full ring runs the
+      // server), and those land in the inbox for the next delivery, not in this loop.
+      for (const frame of inbox.splice(0)) {
         this.trace.update(`${session}:${frame.op}:${frame.flags}:${frame.word}:${frame.a}:${frame.b}:${frame.c}:${frame.position}:${frame.payload.toString('hex')};`);
         if (owner === undefined) continue;
         if (owner.zombie) this.zombieFrame(owner.device, frame);
         // Frames to a session the device has since left (revoked, reconnected) are dead letters.
         else if (session === owner.device.session) this.deviceFrame(owner.device, frame);
       }
-      inbox.length = 0;
     }
   }
 
