@@ -1,4 +1,4 @@
-// Control frames the IO thread answers itself (connect, refusals before a session exists).
+// Control frames the IO thread answers itself (connect, refresh, attest, refusals).
 // Off the hot path: each builds a fresh Buffer.
 import { PREFIX_BYTES, PROTOCOL_VERSION } from '../constants.js';
 import { writePrefix } from '../net/frame.js';
@@ -12,27 +12,24 @@ export function errorFrame(code: number, rid: number, handle: number, message: s
   return frame;
 }
 
-export function connectedFrame(rid: number, details: Record<string, unknown>): Buffer {
+/** A control answer: op, header word, A = rid, and a msgpack payload of `details`. */
+function ridFrame(op: number, word: number, rid: number, details: Record<string, unknown>): Buffer {
   const payload = controlPayload(details);
-  const headerLength = HEADER_BYTES[OP_CONNECTED]!;
+  const headerLength = HEADER_BYTES[op]!;
   const frame = Buffer.alloc(PREFIX_BYTES + headerLength + payload.length);
   const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
   writePrefix(view, 0, headerLength, payload.length, 0);
-  view.setUint8(PREFIX_BYTES + HEADER_OP, OP_CONNECTED);
-  view.setUint16(PREFIX_BYTES + HEADER_WORD, PROTOCOL_VERSION, true);
+  view.setUint8(PREFIX_BYTES + HEADER_OP, op);
+  view.setUint16(PREFIX_BYTES + HEADER_WORD, word, true);
   view.setUint32(PREFIX_BYTES + HEADER_A, rid, true);
   payload.copy(frame, PREFIX_BYTES + headerLength);
   return frame;
 }
 
+export function connectedFrame(rid: number, details: Record<string, unknown>): Buffer {
+  return ridFrame(OP_CONNECTED, PROTOCOL_VERSION, rid, details);
+}
+
 export function okFrame(rid: number, details: Record<string, unknown>): Buffer {
-  const payload = controlPayload(details);
-  const headerLength = HEADER_BYTES[OP_OK]!;
-  const frame = Buffer.alloc(PREFIX_BYTES + headerLength + payload.length);
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
-  writePrefix(view, 0, headerLength, payload.length, 0);
-  view.setUint8(PREFIX_BYTES + HEADER_OP, OP_OK);
-  view.setUint32(PREFIX_BYTES + HEADER_A, rid, true);
-  payload.copy(frame, PREFIX_BYTES + headerLength);
-  return frame;
+  return ridFrame(OP_OK, 0, rid, details);
 }
