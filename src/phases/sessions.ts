@@ -25,6 +25,13 @@ export function openSession(partition: Partition, session: number, content: Buff
   partition.grantsBySession.set(session, grants);
 }
 
+/** The session table slot of a session the IO thread opened (records never precede its open). */
+function openSessionSlot(partition: Partition, session: number): number {
+  const slot = partition.sessions.find(session, 0);
+  invariant(slot !== NO_SLOT, 'a session event follows the session open');
+  return slot;
+}
+
 /** The rights `grants` give on a log (by its "site\0log" key). */
 function rightsOn(grants: readonly Grant[], key: string): number {
   const separator = key.indexOf('\0');
@@ -40,7 +47,7 @@ function rightsOn(grants: readonly Grant[], key: string): number {
 export function updateGrants(partition: Partition, session: number, content: Buffer): void {
   const grants = unpack(content) as Grant[];
   partition.grantsBySession.set(session, grants);
-  const sessionSlot = partition.sessions.find(session, 0);
+  const sessionSlot = openSessionSlot(partition, session);
   let lease = partition.sessions.columns.firstLease[sessionSlot]!;
   while (lease !== NO_SLOT) {
     const next = partition.leases.columns.nextOfSession[lease]!;
@@ -53,7 +60,7 @@ export function updateGrants(partition: Partition, session: number, content: Buf
 
 /** The session's token was revoked: every lease goes, each with a `_revoke`. */
 export function revokeSession(partition: Partition, session: number): void {
-  const sessionSlot = partition.sessions.find(session, 0);
+  const sessionSlot = openSessionSlot(partition, session);
   while (partition.sessions.columns.firstLease[sessionSlot] !== NO_SLOT) {
     revokeLease(partition, partition.sessions.columns.firstLease[sessionSlot]!, 'the token of this session was revoked');
   }
@@ -66,7 +73,7 @@ function revokeLease(partition: Partition, lease: number, reason: string): void 
 
 /** The session's socket is backed up: stop pushing its tails (they keep their position). */
 export function pauseSession(partition: Partition, session: number): void {
-  const sessionSlot = partition.sessions.find(session, 0);
+  const sessionSlot = openSessionSlot(partition, session);
   partition.sessions.columns.paused[sessionSlot] = 1;
   const leases = partition.leases.columns;
   for (let lease = partition.sessions.columns.firstLease[sessionSlot]!; lease !== NO_SLOT; lease = leases.nextOfSession[lease]!) {
@@ -76,7 +83,7 @@ export function pauseSession(partition: Partition, session: number): void {
 
 /** Drained: paused tails catch up from the log, from where each stopped. */
 export function resumeSession(partition: Partition, session: number): void {
-  const sessionSlot = partition.sessions.find(session, 0);
+  const sessionSlot = openSessionSlot(partition, session);
   partition.sessions.columns.paused[sessionSlot] = 0;
   const leases = partition.leases.columns;
   for (let lease = partition.sessions.columns.firstLease[sessionSlot]!; lease !== NO_SLOT; lease = leases.nextOfSession[lease]!) {
@@ -87,8 +94,7 @@ export function resumeSession(partition: Partition, session: number): void {
 }
 
 export function closeSession(partition: Partition, session: number): void {
-  const slot = partition.sessions.find(session, 0);
-  invariant(slot !== NO_SLOT, 'a closed session was open');
+  const slot = openSessionSlot(partition, session);
   while (partition.sessions.columns.firstLease[slot] !== NO_SLOT) detachLease(partition, partition.sessions.columns.firstLease[slot]!);
   partition.sessions.remove(session, 0);
   partition.grantsBySession.delete(session);

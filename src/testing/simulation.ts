@@ -217,6 +217,7 @@ class Simulation {
   }
 
   private disconnect(device: Device): void {
+    device.paused = false;
     this.server.closeSession(device.session);
     this.owners.delete(device.session);
     device.session = 0;
