@@ -57,13 +57,14 @@ function commitAll(partition: Partition): void {
 const storage = new MemoryStorage();
 for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
   const buffers = createWorkerBuffers(1 << 24, 1 << 24, 1 << 25);
-  const { input, peerInput, output, staging } = openWorkerRings(buffers);
+  const { input, peerInput, deletions, output, staging } = openWorkerRings(buffers);
   inputs.push(input);
   const partition: Partition = new Partition(
     { workerIndex, workerCount: WORKERS, incarnation: 1, limits: DEFAULT_LIMITS },
     {
       input,
       peerInput,
+      deletions,
       output,
       staging,
       stagingControl: new Int32Array(buffers.stagingControl),

@@ -1,12 +1,13 @@
-// `node server.js` / `tailgrove serve`: configure, start, print how to connect, and stop
-// cleanly on SIGTERM/SIGINT (a second signal forces the exit).
+// `node server.js` / `tailgrove serve`: configure, start, log how to connect, and stop
+// gracefully on SIGTERM/SIGINT (a second signal, or the shutdown timeout, forces the exit).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mintToken } from './auth/token.js';
-import { CONFIG_HELP, ConfigError, parseConfig, tokenKeys } from './config.js';
-import { startServer } from './io-thread/server.js';
+import { CONFIG_HELP, ConfigError, effectiveConfig, parseConfig, tokenKeys } from './config.js';
+import { startServer, type RunningServer } from './io-thread/server.js';
 import { DataDirectoryInUse, lockDataDirectory } from './data-lock.js';
+import { createLogger } from './logging.js';
 
 /** The secret from config, or the development secret kept in the data dir (created once). */
 function loadSecret(dataDir: string, configured: string | undefined): { secret: string; generated: boolean } {
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(CONFIG_HELP);
     return;
   }
+  const logger = createLogger(config.logLevel, config.logFormat);
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
   let unlock: () => void;
@@ -40,11 +42,13 @@ export async function main(argv: string[]): Promise<void> {
     unlock = lockDataDirectory(dataDir);
   } catch (error) {
     if (!(error instanceof DataDirectoryInUse)) throw error;
-    process.stderr.write(`tailgrove: ${error.message}\n`);
+    logger.fatal(`tailgrove: ${error.message}`);
     process.exit(2);
   }
   const { secret, generated } = loadSecret(dataDir, config.secret);
-  let server;
+  logger.info({ config: effectiveConfig(config), node: process.version }, 'starting');
+  const startedAt = Date.now();
+  let server: RunningServer;
   try {
     server = await startServer({
       host: config.host,
@@ -53,44 +57,62 @@ export async function main(argv: string[]): Promise<void> {
       workers: config.workers,
       keys: tokenKeys(secret, config.secrets),
       limits: config.limits,
+      logger,
+      slowBatchMs: config.slowBatchMs,
+      statusPage: config.statusPage,
+      metrics: config.metrics,
+      retention: { rules: config.retention, intervalMs: config.retentionIntervalMs, batchEntries: config.retentionBatchEntries },
+      onListening: (port) => logger.info({ port }, `listening on ${config.host}:${port}, recovering`),
       onFatal: (error) => {
-        process.stderr.write(`tailgrove: fatal: ${error.message}\n`);
+        logger.fatal({ err: error }, `tailgrove: fatal: ${error.message}`);
         process.exit(70);
       },
     });
   } catch (error) {
     unlock();
-    process.stderr.write(`tailgrove: cannot start: ${(error as Error).message}\n`);
+    logger.fatal({ err: error }, `tailgrove: cannot start: ${(error as Error).message}`);
     process.exit(1);
   }
   const url = `ws://${config.host}:${server.port}`;
   const { logs, entries, writers } = server.recovered;
-  process.stdout.write(`tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, recovered ${logs} logs, ${entries} entries, ${writers} writers)\n`);
+  logger.info(
+    { url, dataDir, workers: config.workers, recovered: server.recovered, recoveryMs: Date.now() - startedAt },
+    `tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, recovered ${logs} logs, ${entries} entries, ${writers} writers)`,
+  );
   if (generated) {
     const token = mintToken({ sub: 'dev', device: 'dev-device', grants: [{ site: '*', rights: 'rw' }] }, secret, { expiresInSeconds: 30 * 86400 });
-    process.stdout.write(
-      `\ndevelopment secret in ${join(dataDir, 'secret')}; a token for user "dev" with read/write on every site (30 days):\n${token}\n\n` +
+    logger.info(
+      { secretFile: join(dataDir, 'secret'), token },
+      `development secret in ${join(dataDir, 'secret')}; a token for user "dev" with read/write on every site (30 days):\n${token}\n\n` +
         `try it: save as demo.mjs in this folder, run TOKEN=<the token above> node demo.mjs\n` +
         `  import { connect } from 'tailgrove/client'\n` +
         `  const client = await connect('${url}', { token: process.env.TOKEN }), log = await client.lease('demo', 'hello')\n` +
-        `  console.log(await log.append(new TextEncoder().encode('hi')), await log.read(0, 10)); await client.close()\n\n`,
+        `  console.log(await log.append(new TextEncoder().encode('hi')), await log.read(0, 10)); await client.close()\n` +
+        `status page: http://${config.host}:${server.port}/   metrics: http://${config.host}:${server.port}/metrics`,
     );
   }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
-      process.stderr.write(`tailgrove: ${signal} again, exiting now\n`);
+      logger.warn(`${signal} again, exiting now`);
       process.exit(1);
     }
     stopping = true;
-    process.stdout.write(`tailgrove: ${signal}, shutting down\n`);
+    const shutdownStartedAt = Date.now();
+    logger.info({ signal, connections: server.connections() }, `${signal}: shutting down (stop accepting, finish and commit the batch in flight, close clients with 1001)`);
+    const forced = setTimeout(() => {
+      logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out, exiting now');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
     server.close().then(
       () => {
+        clearTimeout(forced);
         unlock();
+        logger.info({ ms: Date.now() - shutdownStartedAt }, 'stopped');
         process.exit(0);
       },
       (error: Error) => {
-        process.stderr.write(`tailgrove: shutdown failed: ${error.message}\n`);
+        logger.error({ err: error }, `shutdown failed: ${error.message}`);
         process.exit(1);
       },
     );

@@ -1,7 +1,7 @@
 // A tail of one leased log: delivers entries in position order, each exactly once, and
 // re-tails from the next position it has not delivered whenever the log is leased again
 // (after a reconnect) — the server's stream restarts, the caller's does not.
-import { ENTRIES_CAUGHT_UP } from '../net/protocol.js';
+import { ENTRIES_CAUGHT_UP, ENTRIES_TRIMMED } from '../net/protocol.js';
 import { decodeEntries, tailFrame, type Frame } from './codec.js';
 import type { Attachment } from './link.js';
 import type { Entry, Tail, TailOptions } from './types.js';
@@ -47,6 +47,15 @@ export class TailStream implements Tail {
 
   onFrame(frame: Frame): void {
     if (!this.#open) return;
+    if ((frame.flags & ENTRIES_TRIMMED) !== 0) {
+      if (frame.position > this.#next) {
+        const skippedFrom = this.#next;
+        this.#next = frame.position;
+        const onTrimmed = this.#options.onTrimmed;
+        if (onTrimmed) callSafely(() => onTrimmed(frame.position, skippedFrom));
+      }
+      return;
+    }
     if (frame.position > this.#next) {
       // Entries after a hole: a late frame of an earlier tail on this handle, or a server
       // gap. Either way, restarting from the first undelivered position is correct.

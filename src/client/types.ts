@@ -70,6 +70,11 @@ export interface TailOptions {
   onCaughtUp?: () => void;
   /** The tail stopped for good (log lost, lease revoked, client closed); no entries follow. */
   onError?: (error: Error) => void;
+  /**
+   * Retention removed entries this tail had not delivered yet: those from `skippedFrom` up
+   * to `first` are gone, and the tail goes on from `first`.
+   */
+  onTrimmed?: (first: number, skippedFrom: number) => void;
 }
 
 export interface Tail {

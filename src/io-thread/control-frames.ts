@@ -3,9 +3,11 @@
 import { PREFIX_BYTES, PROTOCOL_VERSION } from '../constants.js';
 import { writePrefix } from '../net/frame.js';
 import { HEADER_A, HEADER_BYTES, HEADER_OP, HEADER_WORD, OP_CONNECTED, OP_OK } from '../net/protocol.js';
+import { ioMetrics } from '../metrics/io-metrics.js';
 import { controlPayload, errorBytes, errorPayload, writeError } from '../net/server-frames.js';
 
 export function errorFrame(code: number, rid: number, handle: number, message: string, lsn = 0): Buffer {
+  ioMetrics.errors[code]!++;
   const payload = errorPayload(code, message);
   const frame = Buffer.alloc(errorBytes(payload));
   writeError(new DataView(frame.buffer, frame.byteOffset, frame.length), frame, 0, code, rid, handle, lsn, payload);

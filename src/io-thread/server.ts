@@ -39,6 +39,18 @@ import { ROUTE_STOPPED_AT_SESSION_OP, InputRouter } from './router.js';
 import { SessionControl } from './session-control.js';
 import { SessionRegistry } from './sessions.js';
 import { SessionCounters } from '../workers/session-counters.js';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ioMetrics } from '../metrics/io-metrics.js';
+import { LogNames } from '../metrics/log-names.js';
+import { PipelineMetricsReader } from '../metrics/pipeline-reader.js';
+import { createMetricsRegistry, type RingOccupancy } from '../metrics/prometheus.js';
+import { StatusSampler } from '../metrics/status-sampler.js';
+import type { StatusSnapshot } from '../metrics/status.js';
+import { registerHttpRoutes } from './http-routes.js';
+import { Retention } from '../retention/retention.js';
+import type { RetentionRule } from '../retention/rules.js';
+import { registerStatusPage } from './status-page.js';
 
 export interface ServerOptions {
   host: string;
@@ -48,6 +60,16 @@ export interface ServerOptions {
   keys: TokenKeys;
   limits: Limits;
   onFatal: (error: Error) => void;
+  logger: Logger;
+  /** Batches slower than this are logged. */
+  slowBatchMs: number;
+  /** Serve the status page `/` and `GET /stats`. */
+  statusPage: boolean;
+  /** Serve `GET /metrics`. */
+  metrics: boolean;
+  retention: { rules: RetentionRule[]; intervalMs: number; batchEntries: number };
+  /** Called once the port listens (recovery runs after it). */
+  onListening?: (port: number) => void;
 }
 
 export interface RunningServer {
@@ -65,18 +87,31 @@ const LISTEN_EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT
 // The rate limiter's clock: integer ticks, so reading it never allocates.
 const TICK_MS = 10;
 const REVOCATION_PRUNE_MS = 3600_000;
+const STATUS_SAMPLE_MS = 1000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { limits } = options;
+  const app = uWS.App();
+  // Operator endpoints answer from the moment the port listens; sessions wait for recovery.
+  let ready = false;
+  let registry: Registry | undefined;
+  let sampler: StatusSampler | undefined;
+  registerHttpRoutes(app, { ready: () => ready, metrics: () => registry, metricsEnabled: options.metrics });
+  if (options.statusPage) registerStatusPage(app, () => sampler?.current() ?? recoveringSnapshot(options.workers));
+  const listenSocket = await listen(app, options.host, options.port);
+  const port = uWS.us_socket_local_port(listenSocket);
+  options.onListening?.(port);
+
   const pipeline: Pipeline = await startPipeline({
     dataDir: options.dataDir,
     workerCount: options.workers,
     limits,
+    slowBatchMs: options.slowBatchMs,
     onFatal: options.onFatal,
   });
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));
   const workDoorbell = new Doorbell(pipeline.control, WORK_DOORBELL);
-  const registry = new SessionRegistry<Socket>();
+  const sessions = new SessionRegistry<Socket>();
   const openSockets = new Set<Socket>();
   const connectionsByAddress = new Map<string, number>();
   const verify = createTokenVerifier(options.keys, { clockSkewSeconds: limits.clockSkewSeconds });
@@ -85,13 +120,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await revocations.prune(Math.floor(Date.now() / 1000));
   const frameLimits: FrameLimits = { entryBytesMax: limits.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
   let tick = 0;
+  // Set by close(): frames that arrive while the pipeline finishes are not read (they were
+  // not acknowledged, so devices send them again after reconnecting).
+  let closing = false;
   const clock = setInterval(() => tick++, TICK_MS);
   const pruning = setInterval(() => void revocations.prune(Math.floor(Date.now() / 1000)), REVOCATION_PRUNE_MS);
   const framesPerTick = Math.max(1, Math.floor((limits.framesPerSecond * TICK_MS) / 1000));
 
   const drain = new OutputDrain(
     pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.output)),
-    registry,
+    sessions,
     limits.socketBufferedBytesMax,
     (ws) => pauseTails(ws),
   );
@@ -106,12 +144,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     router.publish();
     workDoorbell.ring();
   };
-  const control = new SessionControl<Socket>(registry, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax, clockSkewSeconds: limits.clockSkewSeconds });
+  const control = new SessionControl<Socket>(sessions, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax, clockSkewSeconds: limits.clockSkewSeconds });
 
   function pauseTails(ws: Socket): void {
     const connection = ws.getUserData();
     if (connection.paused || connection.session === NOT_CONNECTED) return;
     connection.paused = true;
+    ioMetrics.pauses++;
     router.broadcast(INPUT_SESSION_PAUSE, connection.session);
     publishInput();
   }
@@ -193,7 +232,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
   }
 
-  const app = uWS.App();
   app.ws<Connection>('/*', {
     maxPayloadLength: limits.messageBytesMax,
     // The last resort behind pausing tails: a socket that backs up this far is closed.
@@ -205,6 +243,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const address = Buffer.from(res.getRemoteAddressAsText()).toString();
       const fromAddress = connectionsByAddress.get(address) ?? 0;
       if (openSockets.size >= limits.connectionsMax || fromAddress >= limits.connectionsPerAddressMax) {
+        ioMetrics.upgradesRefused++;
         res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('tailgrove: connection limit reached (CONNECTION_LIMIT)\n');
         return;
       }
@@ -229,7 +268,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ws.end(CLOSE_PROTOCOL, 'tailgrove speaks binary frames only');
         return;
       }
-      route(ws, message);
+      if (!closing) route(ws, message);
     },
     drain: (ws) => resumeTails(ws),
     close: (ws) => {
@@ -242,9 +281,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   });
   registerAdminApi(app, { verify, revocations, applyRevocations: () => control.applyRevocations(openSockets) });
-  app.get('/*', (res) => {
-    res.writeHeader('content-type', 'text/plain').end('tailgrove: connect a WebSocket to this address (docs/PROTOCOL.md)\n');
-  });
 
   // Output: sleep on the output doorbell without blocking the event loop.
   let running = true;
@@ -259,29 +295,97 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   waitForOutput();
 
-  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    // Exclusive: uWS otherwise sets SO_REUSEPORT, and a second server would silently share the port.
-    // (The native listen takes host, port, options, callback; the typings lack that overload.)
-    const listen = app.listen as unknown as (host: string, port: number, options: number, callback: (socket: uWS.us_listen_socket | false) => void) => void;
-    listen.call(app, options.host, options.port, LISTEN_EXCLUSIVE_PORT, (socket) =>
-      socket ? resolve(socket) : reject(new Error(`cannot listen on ${options.host}:${options.port} (in use, or not an address of this host)`)),
-    );
+  const pipelineMetrics = new PipelineMetricsReader(pipeline.metrics);
+  const connections = (): number => openSockets.size;
+  const sessionCount = (): number => sessions.count;
+  const isReady = (): boolean => ready;
+  if (options.metrics) {
+    registry = createMetricsRegistry({ pipeline: pipelineMetrics, io: ioMetrics, connections, sessions: sessionCount, ready: isReady, rings: ringOccupancy(pipeline) });
+  }
+  const statusSampler = new StatusSampler({
+    pipeline: pipelineMetrics,
+    io: ioMetrics,
+    names: new LogNames(store),
+    connections,
+    sessions: sessionCount,
+    ready: isReady,
+    onSlowBatches: (worker, count, lastMs) => options.logger.warn({ worker, count, lastMs: Math.round(lastMs * 10) / 10, thresholdMs: options.slowBatchMs }, 'slow batches'),
   });
-  const port = uWS.us_socket_local_port(listenSocket);
+  sampler = statusSampler;
+  const sampling = setInterval(() => statusSampler.sample(), STATUS_SAMPLE_MS);
+  const retention =
+    options.retention.rules.length === 0
+      ? undefined
+      : new Retention({
+          dataDir: options.dataDir,
+          rules: options.retention.rules,
+          intervalMs: options.retention.intervalMs,
+          batchEntries: options.retention.batchEntries,
+          deletions: pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.deletions)),
+          wake: () => workDoorbell.ring(),
+          logger: options.logger,
+        });
+  ready = true;
 
   return {
     port,
     recovered: pipeline.recovered,
-    connections: () => openSockets.size,
+    connections,
     async close() {
+      // Stop accepting, stop reading frames, let the workers finish and commit what is in
+      // flight and release its acks, send them, then close every socket with 1001.
       uWS.us_listen_socket_close(listenSocket);
-      for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+      ready = false;
+      closing = true;
       clearInterval(clock);
       clearInterval(pruning);
+      clearInterval(sampling);
+      await retention?.close();
       await pipeline.stop();
       running = false;
       drain.drainAll();
+      for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
       await store.root.close();
     },
+  };
+}
+
+function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    // Exclusive: uWS otherwise sets SO_REUSEPORT, and a second server would silently share the port.
+    // (The native listen takes host, port, options, callback; the typings lack that overload.)
+    const listenExclusive = app.listen as unknown as (host: string, port: number, options: number, callback: (socket: uWS.us_listen_socket | false) => void) => void;
+    listenExclusive.call(app, host, port, LISTEN_EXCLUSIVE_PORT, (socket) =>
+      socket ? resolve(socket) : reject(new Error(`cannot listen on ${host}:${port} (in use, or not an address of this host)`)),
+    );
+  });
+}
+
+/** Reads how full each ring of each worker is (views made once, read per scrape). */
+function ringOccupancy(pipeline: Pipeline): () => RingOccupancy[] {
+  const views = pipeline.buffers.workers.flatMap((buffers, worker) =>
+    (['input', 'output', 'staging'] as const).map((ring) => ({ worker, ring, view: new Ring(buffers.arena, buffers[ring]) })),
+  );
+  return () => views.map(({ worker, ring, view }) => ({ worker, ring, usedBytes: view.occupancy(), capacityBytes: view.capacity }));
+}
+
+/** The snapshot shown while recovery runs. */
+function recoveringSnapshot(workers: number): StatusSnapshot {
+  return {
+    at: Date.now(),
+    uptimeSeconds: 0,
+    ready: false,
+    workers,
+    connections: 0,
+    sessions: 0,
+    leases: 0,
+    tails: 0,
+    appendsPerSecond: 0,
+    entriesDeliveredPerSecond: 0,
+    batchesPerSecond: 0,
+    batchSize: 0,
+    phaseMs: { ioContributions: 0, ioDeletions: 0, clientInput: 0, catchUp: 0, commit: 0 },
+    topLogs: [],
+    totals: { appends: 0, entriesDelivered: 0, errors: 0, trimmedEntries: 0 },
   };
 }

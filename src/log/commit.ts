@@ -16,6 +16,13 @@ import {
   TRIM_FROM_LSN,
   TRIM_TO_LSN,
   TRIM_WRITER_ID,
+  STAGE_TRIM_ENTRIES,
+  TRIM_ENTRIES_BYTES,
+  TRIM_ENTRIES_FROM,
+  TRIM_ENTRIES_LOG_ID,
+  TRIM_ENTRIES_TO,
+  WRITE_APPENDED_AT,
+  WRITE_BYTES_BEFORE,
   WRITER_ACKED_LSN,
   WRITER_DEVICE,
   WRITER_DEVICE_LENGTH,
@@ -33,11 +40,13 @@ import {
 
 export interface CommitSink {
   /** An accepted entry; `data` is a view valid during the call. */
-  entry(logId: number, position: number, data: Buffer): void;
+  entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void;
   completion(writerId: number, lsn: number, outcome: number): void;
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void;
   log(logId: number, epoch: number, name: string): void;
   trimCompletions(writerId: number, fromLsn: number, toLsn: number): void;
+  /** Retention: drop the log's entries in [from, to); `to` becomes its first position. */
+  trimEntries(logId: number, from: number, to: number, bytes: number): void;
 }
 
 /**
@@ -56,7 +65,13 @@ export function applyStaged(ring: Ring, sink: CommitSink): number {
         const outcome = view.getFloat64(offset + WRITE_OUTCOME, true);
         if (outcome >= 0) {
           const start = offset + WRITE_DATA;
-          sink.entry(view.getUint32(offset + WRITE_LOG_ID, true), outcome, ring.bytes.subarray(start, start + view.getUint32(offset + WRITE_DATA_LENGTH, true)));
+          sink.entry(
+            view.getUint32(offset + WRITE_LOG_ID, true),
+            outcome,
+            ring.bytes.subarray(start, start + view.getUint32(offset + WRITE_DATA_LENGTH, true)),
+            view.getFloat64(offset + WRITE_BYTES_BEFORE, true),
+            view.getUint32(offset + WRITE_APPENDED_AT, true),
+          );
         }
         sink.completion(writerId, lsn, outcome);
         break;
@@ -82,6 +97,14 @@ export function applyStaged(ring: Ring, sink: CommitSink): number {
       }
       case STAGE_TRIM_COMPLETIONS:
         sink.trimCompletions(view.getUint32(offset + TRIM_WRITER_ID, true), view.getUint32(offset + TRIM_FROM_LSN, true), view.getUint32(offset + TRIM_TO_LSN, true));
+        break;
+      case STAGE_TRIM_ENTRIES:
+        sink.trimEntries(
+          view.getUint32(offset + TRIM_ENTRIES_LOG_ID, true),
+          view.getFloat64(offset + TRIM_ENTRIES_FROM, true),
+          view.getFloat64(offset + TRIM_ENTRIES_TO, true),
+          view.getFloat64(offset + TRIM_ENTRIES_BYTES, true),
+        );
         break;
       case STAGE_FRAME:
         ring.advance();

@@ -7,14 +7,17 @@ import { Doorbell } from '../ring/doorbell.js';
 import { Ring } from '../ring/ring.js';
 import { DISK_DOORBELL, STOP_BATCHES, THREADS_STOPPED, WORK_DOORBELL, type WorkerBuffers } from '../workers/layout.js';
 import { applyStaged, type CommitSink } from './commit.js';
-import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, completionKeyLsn, writeCompletionKey, writeEntryKey } from './keys.js';
+import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, completionKeyLsn, writeCompletionKey, writeEntryHeader, writeEntryKey } from './keys.js';
 import { openStore, type Store } from './lmdb-store.js';
 import { COMMITTED_POSITION } from './staging.js';
+import { DISK_COMMIT_HISTOGRAM, DISK_COMMITS, DURATION_BUCKETS_MS, observe } from '../metrics/pipeline-metrics.js';
 
 export interface DiskThreadData {
   dataDir: string;
   control: SharedArrayBuffer;
   workers: WorkerBuffers[];
+  /** The disk thread's metrics block (src/metrics/pipeline-metrics.ts). */
+  metrics: SharedArrayBuffer;
 }
 
 const IDLE_WAIT_MS = 100;
@@ -31,10 +34,18 @@ class LmdbCommitSink implements CommitSink {
     this.store = store;
   }
 
-  entry(logId: number, position: number, data: Buffer): void {
-    if (data.length > this.value.length) this.value = Buffer.alloc(data.length);
-    data.copy(this.value, 0);
-    this.store.entries.put(writeEntryKey(this.entryKey, logId, position), this.value.subarray(0, data.length));
+  entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void {
+    const length = ENTRY_HEADER_BYTES + data.length;
+    if (length > this.value.length) this.value = Buffer.alloc(length);
+    writeEntryHeader(this.value, bytesBefore, appendedAt);
+    data.copy(this.value, ENTRY_HEADER_BYTES);
+    this.store.entries.put(writeEntryKey(this.entryKey, logId, position), this.value.subarray(0, length));
+  }
+
+  /** Retention: the entries are dense positions, so each key is known without a scan. */
+  trimEntries(logId: number, from: number, to: number, bytes: number): void {
+    for (let position = from; position < to; position++) this.store.entries.remove(writeEntryKey(this.entryKey, logId, position));
+    this.store.trims.put(logId, [to, bytes]);
   }
 
   // Completion records are written as runs: one LMDB record per writer per run of
@@ -100,6 +111,7 @@ const committed = data.workers.map((buffers) => new Int32Array(buffers.stagingCo
 const store = openStore(data.dataDir);
 const sink = new LmdbCommitSink(store);
 const workerCount = data.workers.length;
+const metrics = new Float64Array(data.metrics);
 
 function commitStaged(): void {
   store.root.transactionSync(() => {
@@ -119,7 +131,10 @@ for (;;) {
     seen = diskDoorbell.sequence();
     continue;
   }
+  const started = performance.now();
   commitStaged();
+  metrics[DISK_COMMITS]!++;
+  observe(metrics, DISK_COMMIT_HISTOGRAM, DURATION_BUCKETS_MS, performance.now() - started);
   for (let index = 0; index < rings.length; index++) Atomics.store(committed[index]!, COMMITTED_POSITION, rings[index]!.readPosition | 0);
   for (const words of committed) Atomics.notify(words, COMMITTED_POSITION);
   workDoorbell.ring();

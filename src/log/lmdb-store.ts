@@ -1,8 +1,8 @@
-// The LMDB environment: one file, four databases. Opened by the disk thread (the only
+// The LMDB environment: one file, six databases. Opened by the disk thread (the only
 // writer) and by every worker (readers: history reads, tail catch-up, recovery).
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { join } from 'node:path';
-import { COMPLETION_KEY_BYTES, ENTRY_KEY_BYTES, entryKeyPosition, writeEntryKey } from './keys.js';
+import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, entryBytesBefore, entryKeyPosition, writeEntryKey } from './keys.js';
 import type { Revocation } from '../auth/revocations.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
 
@@ -12,6 +12,8 @@ export interface Store {
   completions: Database<Buffer, Buffer>;
   writers: Database<[number, number, number, number], [number, string]>;
   logs: Database<[number, number], string>;
+  /** logId → [first position held, bytes of the log] after retention trimmed it. */
+  trims: Database<[number, number], number>;
   /** Written by the IO thread only (admin revocations); src/auth/revocations.ts. */
   revocations: Database<Revocation, string>;
 }
@@ -34,6 +36,7 @@ export function openStore(dataDir: string): Store {
     completions: root.openDB<Buffer, Buffer>({ name: 'completions', keyEncoding: 'binary', encoding: 'binary' }),
     writers: root.openDB<[number, number, number, number], [number, string]>({ name: 'writers', encoding: 'msgpack' }),
     logs: root.openDB<[number, number], string>({ name: 'logs', encoding: 'msgpack' }),
+    trims: root.openDB<[number, number], number>({ name: 'trims', encoding: 'msgpack' }),
     revocations: root.openDB<Revocation, string>({ name: 'revocations', encoding: 'msgpack' }),
   };
 }
@@ -54,9 +57,9 @@ export class LmdbStorageReader implements StorageReader {
     let count = 0;
     let bytes = 0;
     for (const { key, value } of this.store.entries.getRange({ start: this.startKey, end: this.endKey })) {
-      sink.entry(entryKeyPosition(key), value);
+      sink.entry(entryKeyPosition(key), value.subarray(ENTRY_HEADER_BYTES));
       count++;
-      bytes += value.length;
+      bytes += value.length - ENTRY_HEADER_BYTES;
       if (bytes >= bytesMax) break;
     }
     return count;
@@ -73,11 +76,14 @@ export class LmdbStorageReader implements StorageReader {
       const [logId, epoch] = value;
       writeEntryKey(first, logId, 0);
       writeEntryKey(last, logId, Number.MAX_SAFE_INTEGER);
-      let tail = 0;
-      for (const entryKey of this.store.entries.getKeys({ start: last, end: first, reverse: true, limit: 1 })) {
-        tail = entryKeyPosition(entryKey) + 1;
+      const [trimmedTo, trimmedBytes] = this.store.trims.get(logId) ?? [0, 0];
+      let tail = trimmedTo;
+      let bytes = trimmedBytes;
+      for (const entry of this.store.entries.getRange({ start: last, end: first, reverse: true, limit: 1 })) {
+        tail = entryKeyPosition(entry.key) + 1;
+        bytes = entryBytesBefore(entry.value) + entry.value.length - ENTRY_HEADER_BYTES;
       }
-      yield { name: key, logId, epoch, tail };
+      yield { name: key, logId, epoch, tail, first: trimmedTo, bytes };
     }
   }
 

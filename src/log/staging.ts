@@ -13,7 +13,9 @@ export const WRITE_SESSION = 16; // u32
 export const WRITE_HANDLE = 20; // u32
 export const WRITE_OUTCOME = 24; // f64: position ≥ 0, or -(tail + 1) when refused
 export const WRITE_DATA_LENGTH = 32; // u32
-export const WRITE_DATA = 40;
+export const WRITE_APPENDED_AT = 36; // u32: seconds since the epoch (of the batch), for retention by age
+export const WRITE_BYTES_BEFORE = 40; // f64: bytes of every entry of the log before this one, for retention by size
+export const WRITE_DATA = 48;
 
 // A server frame to send to a session once everything staged before it is durable.
 export const STAGE_FRAME = 2;
@@ -44,6 +46,15 @@ export const TRIM_WRITER_ID = 4; // u32
 export const TRIM_FROM_LSN = 8; // u32
 export const TRIM_TO_LSN = 12; // u32
 export const TRIM_BYTES = 16;
+
+// Retention removed the entries of a log in [from, to): delete them and record `to` as its
+// first position; `bytes` is the log's byte count through its tail (kept for an emptied log).
+export const STAGE_TRIM_ENTRIES = 6;
+export const TRIM_ENTRIES_LOG_ID = 4; // u32
+export const TRIM_ENTRIES_FROM = 8; // f64
+export const TRIM_ENTRIES_TO = 16; // f64
+export const TRIM_ENTRIES_BYTES = 24; // f64
+export const TRIM_ENTRIES_RECORD_BYTES = 32;
 
 // The disk thread's progress per worker, in the worker's staging control words.
 export const COMMITTED_POSITION = 0;

@@ -11,6 +11,10 @@ export interface DurableLog {
   epoch: number;
   /** Number of entries committed: the next position. */
   tail: number;
+  /** The first position held (retention removed those below it). */
+  first: number;
+  /** Bytes of every entry ever appended (trimmed ones included): the next entry's bytesBefore. */
+  bytes: number;
 }
 
 export interface DurableWriter {

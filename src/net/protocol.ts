@@ -67,6 +67,7 @@ export const WRITE_HAS_AT = 0x01; // the write is conditional on the log's tail 
 export const ENTRIES_CAUGHT_UP = 0x01; // tail: the backlog is delivered; live entries follow
 export const ENTRIES_READ_REPLY = 0x02; // the frame answers read(rid)
 export const ENTRIES_READ_END = 0x04; // the last frame of a read's answer
+export const ENTRIES_TRIMMED = 0x08; // tail: no entries; retention removed those below POSITION, the tail goes on from it
 
 // _nack reasons.
 export const NACK_LSN_GAP = 1; // C = the lsn the server expects; resend from there

@@ -14,3 +14,9 @@ export const INPUT_SESSION_RESUME = 7; // no content: drained, tails resume from
 // Output ring (worker → IO thread): [u32 session][u32 unused][frames to send].
 export const OUTPUT_SESSION = 0;
 export const OUTPUT_FRAMES = 8;
+
+// Deletions ring (IO thread → worker, the io-deletions input): retention asks to trim a log.
+// [u32 logId][u32 unused][f64 trim to: the new first position]
+export const DELETION_LOG_ID = 0;
+export const DELETION_TRIM_TO = 8;
+export const DELETION_RECORD_BYTES = 16;

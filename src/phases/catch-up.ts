@@ -4,6 +4,7 @@
 // pushes it new entries from then on). All of a worker's catching-up tailers share a budget
 // per batch, round robin: those not served this batch go first in the next.
 import { CATCH_UP_BYTES_PER_BATCH, CATCH_UP_BYTES_PER_BATCH_TOTAL } from '../constants.js';
+import { skipTrimmed } from './io-deletions.js';
 import { TAIL_CATCHING_UP, TAIL_LIVE, type Partition } from './state.js';
 import { sendStoredEntries, storedBytesSent, storedRead } from './stored-entries.js';
 
@@ -50,7 +51,8 @@ export function catchUpTailers(partition: Partition): void {
     storedRead.rid = leases.columns.tailId[lease]!;
     storedRead.readReply = false;
     storedRead.logId = partition.logs.key0[log]!;
-    storedRead.from = leases.columns.tailNext[lease]!;
+    // Retention may have trimmed below this tailer since it was queued.
+    storedRead.from = skipTrimmed(partition, storedRead.session, storedRead.handle, storedRead.rid, log, leases.columns.tailNext[lease]!);
     storedRead.to = committed;
     storedRead.committed = committed;
     storedRead.bytesMax = Math.min(CATCH_UP_BYTES_PER_BATCH, budget);

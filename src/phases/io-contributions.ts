@@ -24,6 +24,7 @@ import { NACK_AT_MISMATCH } from '../net/protocol.js';
 import { copyRingBytes } from '../ring/ring.js';
 import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
 import { reserveOutput, sendAcked, sendFrame, sendNacked } from './output.js';
+import { STAT_APPENDS, STAT_DELIVERED } from '../metrics/pipeline-metrics.js';
 import { NO_SLOT, TAIL_LIVE, type Partition } from './state.js';
 
 /** Release everything the disk thread has committed. Returns the number of records released. */
@@ -65,6 +66,7 @@ function releaseWrite(partition: Partition, offset: number): void {
   invariant(log !== NO_SLOT, 'a released entry belongs to a known log');
   invariant(logs.columns.committed[log] === outcome, 'entries commit in position order');
   logs.columns.committed[log] = outcome + 1;
+  partition.stats[STAT_APPENDS]!++;
   sendAcked(partition, session, handle, lsn, outcome);
   if (logs.columns.tailers[log] === 0) return;
   const index = partition.released.push(offset);
@@ -124,5 +126,6 @@ function pushChain(partition: Partition, lease: number, head: number): void {
       at += ENTRY_LENGTH_BYTES + length;
     }
     leases.columns.tailNext[lease] = first + count;
+    partition.stats[STAT_DELIVERED]! += count;
   }
 }

@@ -6,6 +6,8 @@ import { READ_BYTES_MAX, READ_LIMIT_MAX, SHARD_COUNT } from '../constants.js';
 const SHARD_MASK = SHARD_COUNT - 1;
 import {
   STAGE_WRITE,
+  WRITE_APPENDED_AT,
+  WRITE_BYTES_BEFORE,
   WRITE_DATA,
   WRITE_DATA_LENGTH,
   WRITE_HANDLE,
@@ -29,6 +31,7 @@ import {
 } from '../net/protocol.js';
 import { ACKED_BYTES, NACKED_BYTES, ENTRIES_HEADER_BYTES, writeAcked, writeEntriesHeader, writeNacked } from '../net/server-frames.js';
 import { queueCatchUp } from './catch-up.js';
+import { skipTrimmed } from './io-deletions.js';
 import { reserveOutput, sendError, sendNacked } from './output.js';
 import { detachLease } from './sessions.js';
 import { copyRingBytes } from '../ring/ring.js';
@@ -129,9 +132,12 @@ function appendEntry(partition: Partition, session: number, handle: number, leas
   staging.view.setUint32(offset + WRITE_HANDLE, handle, true);
   staging.view.setFloat64(offset + WRITE_OUTCOME, outcome, true);
   staging.view.setUint32(offset + WRITE_DATA_LENGTH, dataLength, true);
+  staging.view.setUint32(offset + WRITE_APPENDED_AT, partition.nowSeconds, true);
+  staging.view.setFloat64(offset + WRITE_BYTES_BEFORE, partition.logs.columns.bytes[log]!, true);
   if (accepted) {
     copyRingBytes(input, payload, staging, offset + WRITE_DATA, payloadLength);
     partition.logs.columns.tail[log] = tail + 1;
+    partition.logs.columns.bytes[log] = partition.logs.columns.bytes[log]! + payloadLength;
   }
 }
 
@@ -179,6 +185,11 @@ export function read(partition: Partition, session: number, header: number): voi
   const limit = requested === 0 || requested > READ_LIMIT_MAX ? READ_LIMIT_MAX : requested;
   const log = partition.leases.columns.logSlot[lease]!;
   const committed = partition.logs.columns.committed[log]!;
+  const first = partition.logs.columns.first[log]!;
+  if (from < first) {
+    sendError(partition, session, rid, handle, 0, ERROR.GONE, `entries below position ${first} were removed by retention`, { earliest: first });
+    return;
+  }
   storedRead.session = session;
   storedRead.handle = handle;
   storedRead.rid = rid;
@@ -196,8 +207,8 @@ export function tail(partition: Partition, session: number, header: number): voi
   const handle = partition.rings.input.view.getUint32(header + HEADER_A, true);
   const lease = findReadableLease(partition, session, handle, 0);
   if (lease === NO_SLOT) return;
-  const from = positionArgument(partition, session, 0, handle, header);
-  if (from < 0) return;
+  const requested = positionArgument(partition, session, 0, handle, header);
+  if (requested < 0) return;
   const leases = partition.leases.columns;
   const log = leases.logSlot[lease]!;
   if (leases.tailState[lease] === TAIL_OFF) {
@@ -207,9 +218,11 @@ export function tail(partition: Partition, session: number, header: number): voi
       return;
     }
     partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! + 1;
+    partition.tails++;
   }
-  leases.tailNext[lease] = from;
   leases.tailId[lease] = partition.rings.input.view.getUint32(header + HEADER_B, true);
+  const from = skipTrimmed(partition, session, handle, leases.tailId[lease]!, log, requested);
+  leases.tailNext[lease] = from;
   if (partition.sessions.columns.paused[partition.sessions.find(session, 0)] === 1) {
     // The socket is backed up: the tail starts when it drains.
     leases.tailState[lease] = TAIL_PAUSED;
@@ -231,6 +244,7 @@ export function untail(partition: Partition, session: number, header: number): v
   if (leases.tailState[lease] === TAIL_OFF) return;
   const log = leases.logSlot[lease]!;
   partition.logs.columns.tailers[log] = partition.logs.columns.tailers[log]! - 1;
+  partition.tails--;
   partition.rings.sessionCounters.decrement(session, COUNT_TAILS);
   leases.tailState[lease] = TAIL_OFF;
 }

@@ -15,6 +15,7 @@ import {
   writeNacked,
 } from '../net/server-frames.js';
 import { copyRingBytes, type Ring } from '../ring/ring.js';
+import { STAT_ERRORS } from '../metrics/pipeline-metrics.js';
 import type { Partition } from './state.js';
 import { reserveStagedFrame } from './stage.js';
 
@@ -42,6 +43,7 @@ export function sendNacked(partition: Partition, session: number, reason: number
 
 /** An _error (rare: the msgpack payload is built per call). */
 export function sendError(partition: Partition, session: number, rid: number, handle: number, lsn: number, code: number, message: string, details?: Record<string, unknown>): void {
+  partition.stats[STAT_ERRORS + code]!++;
   const payload = errorPayload(code, message, details);
   const offset = reserveOutput(partition, session, errorBytes(payload));
   writeError(partition.rings.output.view, partition.rings.output.bytes, offset, code, rid, handle, lsn, payload);

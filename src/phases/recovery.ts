@@ -20,11 +20,11 @@ export function recoverPartition(partition: Partition): RecoverySummary {
   for (const log of partition.storage.logs()) {
     const shard = log.logId & mask;
     if (!partition.ownsShard(shard)) continue;
-    insertLog(partition, log.name, log.logId, log.epoch, log.tail);
+    insertLog(partition, log.name, log.logId, log.epoch, log.tail, log.first, log.bytes);
     const sequence = Math.floor(log.logId / SHARD_COUNT);
     if (sequence >= partition.nextLogSequence[shard]!) partition.nextLogSequence[shard] = sequence + 1;
     summary.logs++;
-    summary.entries += log.tail;
+    summary.entries += log.tail - log.first;
   }
   const writerSlots = new Map<number, number>();
   for (const writer of partition.storage.writers()) {

@@ -174,17 +174,20 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
 
 function createLog(partition: Partition, key: string, shard: number): number {
   const logId = (partition.nextLogSequence[shard]!++ * SHARD_COUNT + shard) >>> 0;
-  const log = insertLog(partition, key, logId, logEpoch(partition.config.incarnation, logId), 0);
+  const log = insertLog(partition, key, logId, logEpoch(partition.config.incarnation, logId), 0, 0, 0);
   stageLog(partition, logId, partition.logs.columns.epoch[log]!, key);
   return log;
 }
 
-/** Add a log to the table (new, or recovered with `tail` committed entries). */
-export function insertLog(partition: Partition, key: string, logId: number, epoch: number, tail: number): number {
+/** Add a log to the table (new, or recovered with entries [first, tail) of `bytes` in all). */
+export function insertLog(partition: Partition, key: string, logId: number, epoch: number, tail: number, first: number, bytes: number): number {
   const log = partition.logs.insert(logId, 0);
   const columns = partition.logs.columns;
   columns.tail[log] = tail;
   columns.committed[log] = tail;
+  columns.first[log] = first;
+  columns.bytes[log] = bytes;
+  columns.sampledCommitted[log] = tail;
   columns.epoch[log] = epoch;
   columns.firstLease[log] = NO_SLOT;
   columns.lastLease[log] = NO_SLOT;
@@ -256,6 +259,7 @@ export function detachLease(partition: Partition, lease: number): void {
   const sessionSlot = partition.sessions.find(partition.leases.key0[lease]!, 0);
   if (leases.tailState[lease] !== TAIL_OFF) {
     logs.tailers[log] = logs.tailers[log]! - 1;
+    partition.tails--;
     partition.rings.sessionCounters.decrement(partition.leases.key0[lease]!, COUNT_TAILS);
   }
   const previousOnLog = leases.previousOnLog[lease]!;

@@ -13,6 +13,12 @@ import {
   STAGE_KIND,
   STAGE_LOG,
   STAGE_TRIM_COMPLETIONS,
+  STAGE_TRIM_ENTRIES,
+  TRIM_ENTRIES_BYTES,
+  TRIM_ENTRIES_FROM,
+  TRIM_ENTRIES_LOG_ID,
+  TRIM_ENTRIES_RECORD_BYTES,
+  TRIM_ENTRIES_TO,
   STAGE_WRITER,
   TRIM_BYTES,
   TRIM_FROM_LSN,
@@ -81,4 +87,13 @@ export function stageTrimCompletions(partition: Partition, writerId: number, fro
   view.setUint32(offset + TRIM_WRITER_ID, writerId, true);
   view.setUint32(offset + TRIM_FROM_LSN, fromLsn, true);
   view.setUint32(offset + TRIM_TO_LSN, toLsn, true);
+}
+
+export function stageTrimEntries(partition: Partition, logId: number, from: number, to: number, bytes: number): void {
+  const offset = reserveStage(partition, STAGE_TRIM_ENTRIES, TRIM_ENTRIES_RECORD_BYTES);
+  const view = partition.rings.staging.view;
+  view.setUint32(offset + TRIM_ENTRIES_LOG_ID, logId, true);
+  view.setFloat64(offset + TRIM_ENTRIES_FROM, from, true);
+  view.setFloat64(offset + TRIM_ENTRIES_TO, to, true);
+  view.setFloat64(offset + TRIM_ENTRIES_BYTES, bytes, true);
 }

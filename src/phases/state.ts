@@ -16,6 +16,7 @@ import type { StorageReader } from '../log/storage.js';
 import { Ring } from '../ring/ring.js';
 import { SlotList } from './slot-list.js';
 import type { SessionCounters } from '../workers/session-counters.js';
+import { createBatchStats } from '../metrics/pipeline-metrics.js';
 
 export const NO_SLOT = -1;
 
@@ -23,6 +24,8 @@ export const NO_SLOT = -1;
 const LOG_SCHEMA = {
   tail: 'f64', // next position to assign (ordered, maybe not yet committed)
   committed: 'f64', // next position not yet durable: entries below it can be read and pushed
+  first: 'f64', // first position held: retention removed the entries below it
+  bytes: 'f64', // bytes of every entry appended (staged) so far: the next entry's bytesBefore
   epoch: 'u32',
   firstLease: 'i32', // attach order: the first is the leader
   lastLease: 'i32',
@@ -30,6 +33,7 @@ const LOG_SCHEMA = {
   releaseTail: 'i32',
   releaseFirst: 'f64', // the position of the first entry released this batch
   tailers: 'u32',
+  sampledCommitted: 'f64', // `committed` when the busiest logs were last sampled (metrics)
 } as const;
 
 // Lease table, keyed by (session, handle).
@@ -98,6 +102,8 @@ export interface PartitionRings {
   input: Ring;
   /** Replication from peers: reserved, empty until the cluster lands (SPEC §8). */
   peerInput: Ring;
+  /** Retention's trims, from the IO thread (the io-deletions input). */
+  deletions: Ring;
   output: Ring;
   staging: Ring;
   /** The disk thread's COMMITTED_POSITION word for this worker's staging ring. */
@@ -139,6 +145,12 @@ export class Partition {
   catchUpNext = new SlotList(1024);
   readonly catchUpServed = new SlotList(1024);
   batch = 0;
+  /** Seconds since the epoch, set by the worker before each batch: entries carry it (retention by age). */
+  nowSeconds = 0;
+  /** This batch's counts for the metrics (src/metrics/pipeline-metrics.ts), flushed after it. */
+  readonly stats = createBatchStats();
+  /** Leases with a tail running (a gauge for the metrics). */
+  tails = 0;
   /** The shard of the frame being processed: a handle is valid only with its log's shard. */
   frameShard = 0;
 

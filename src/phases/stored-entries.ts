@@ -6,6 +6,7 @@ import type { EntrySink } from '../log/storage.js';
 import { ENTRIES_CAUGHT_UP, ENTRIES_READ_END, ENTRIES_READ_REPLY } from '../net/protocol.js';
 import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
 import { reserveOutput } from './output.js';
+import { STAT_DELIVERED } from '../metrics/pipeline-metrics.js';
 import type { Partition } from './state.js';
 
 class ScratchSink implements EntrySink {
@@ -67,6 +68,7 @@ export function sendStoredEntries(partition: Partition, read: StoredRead): numbe
   scratch.reset();
   const count = partition.storage.readEntries(read.logId, read.from, read.to, read.bytesMax, scratch);
   const caughtUp = read.from + count >= read.committed;
+  partition.stats[STAT_DELIVERED]! += count;
   const baseFlags = read.readReply ? ENTRIES_READ_REPLY : 0;
   const output = partition.rings.output;
   let cursor = 0;

@@ -4,18 +4,30 @@ import type { CommitSink } from '../log/commit.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from '../log/storage.js';
 
 export class MemoryStorage implements StorageReader, CommitSink {
-  readonly entries = new Map<number, Buffer[]>();
+  /** Entries by log, by position; retention leaves `undefined` below a log's first. */
+  readonly entries = new Map<number, (Buffer | undefined)[]>();
+  readonly firsts = new Map<number, number>();
+  readonly byteTotals = new Map<number, number>();
   readonly completionRecords = new Map<number, Map<number, number>>();
   readonly writerRecords = new Map<string, DurableWriter>();
   readonly logRecords = new Map<string, { logId: number; epoch: number }>();
   commits = 0;
 
   // CommitSink
-  entry(logId: number, position: number, data: Buffer): void {
+  entry(logId: number, position: number, data: Buffer, bytesBefore: number): void {
     let entries = this.entries.get(logId);
     if (entries === undefined) this.entries.set(logId, (entries = []));
     if (position !== entries.length) throw new Error(`storage: log ${logId} got position ${position}, expected ${entries.length}`);
+    const total = this.byteTotals.get(logId) ?? 0;
+    if (bytesBefore !== total) throw new Error(`storage: log ${logId} entry ${position} says ${bytesBefore} bytes before it, expected ${total}`);
     entries.push(Buffer.from(data));
+    this.byteTotals.set(logId, total + data.length);
+  }
+
+  trimEntries(logId: number, from: number, to: number): void {
+    const entries = this.entries.get(logId) ?? [];
+    for (let position = from; position < to; position++) entries[position] = undefined;
+    this.firsts.set(logId, to);
   }
 
   completion(writerId: number, lsn: number, outcome: number): void {
@@ -43,6 +55,7 @@ export class MemoryStorage implements StorageReader, CommitSink {
     let count = 0;
     let bytes = 0;
     for (let position = from; position < Math.min(to, entries.length); position++) {
+      if (entries[position] === undefined) throw new Error(`storage: log ${logId} read at ${position}, which was trimmed`);
       sink.entry(position, entries[position]!);
       count++;
       bytes += entries[position]!.length;
@@ -54,7 +67,9 @@ export class MemoryStorage implements StorageReader, CommitSink {
   refresh(): void {}
 
   *logs(): Iterable<DurableLog> {
-    for (const [name, { logId, epoch }] of this.logRecords) yield { name, logId, epoch, tail: this.entries.get(logId)?.length ?? 0 };
+    for (const [name, { logId, epoch }] of this.logRecords) {
+      yield { name, logId, epoch, tail: this.entries.get(logId)?.length ?? 0, first: this.firsts.get(logId) ?? 0, bytes: this.byteTotals.get(logId) ?? 0 };
+    }
   }
 
   *writers(): Iterable<DurableWriter> {

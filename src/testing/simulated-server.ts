@@ -47,7 +47,7 @@ export class SimulatedServer {
     const sessionCounters = new SessionCounters(createSessionCounters());
     for (let workerIndex = 0; workerIndex < options.workerCount; workerIndex++) {
       const buffers = createWorkerBuffers(options.inputRingBytes, options.outputRingBytes, options.stagingRingBytes);
-      const { input, peerInput, output, staging } = openWorkerRings(buffers);
+      const { input, peerInput, deletions, output, staging } = openWorkerRings(buffers);
       const stagingControl = new Int32Array(buffers.stagingControl);
       inputs.push(input);
       this.diskReaders.push(new Ring(buffers.arena, buffers.staging));
@@ -56,6 +56,7 @@ export class SimulatedServer {
         {
           input,
           peerInput,
+          deletions,
           output,
           staging,
           stagingControl,

@@ -352,7 +352,8 @@ class Simulation {
     this.server.send(zombie.session, frames.write(zombie.shard, zombie.handle, lsn, Buffer.from(`zombie|${device.name}|${zombie.fencedFromEpoch}|${lsn}`), undefined));
   }
 
-  private storedEntries(name: string): Buffer[] {
+  /** A log's stored entries by position (`undefined` where retention trimmed them). */
+  private storedEntries(name: string): (Buffer | undefined)[] {
     const record = this.storage.logRecords.get(`${SITE}\0${name}`);
     return record === undefined ? [] : (this.storage.entries.get(record.logId) ?? []);
   }
@@ -511,6 +512,7 @@ class Simulation {
     for (const entries of this.storage.entries.values()) {
       const seen = new Set<string>();
       for (const entry of entries) {
+        if (entry === undefined) continue;
         const tag = entry.toString();
         if (seen.has(tag)) this.fail(`entry ${tag} stored twice`);
         seen.add(tag);

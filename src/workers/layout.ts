@@ -25,12 +25,14 @@ export const THREADS_STOPPED = STOP_BATCHES + 1;
 export const CONTROL_INT32S = 16;
 
 const PEER_INPUT_RING_BYTES = 4096;
+const DELETIONS_RING_BYTES = 64 << 10;
 
 /** One worker's rings, laid out in one arena so entry copies between them allocate nothing. */
 export interface WorkerBuffers {
   arena: SharedArrayBuffer;
   input: RingRegion;
   peerInput: RingRegion;
+  deletions: RingRegion;
   output: RingRegion;
   staging: RingRegion;
   stagingControl: SharedArrayBuffer;
@@ -39,18 +41,20 @@ export interface WorkerBuffers {
 export interface WorkerRings {
   input: Ring;
   peerInput: Ring;
+  deletions: Ring;
   output: Ring;
   staging: Ring;
 }
 
 export function createWorkerBuffers(inputBytes: number, outputBytes: number, stagingBytes: number): WorkerBuffers {
-  const { buffer, regions } = createRingArena([inputBytes, PEER_INPUT_RING_BYTES, outputBytes, stagingBytes]);
+  const { buffer, regions } = createRingArena([inputBytes, PEER_INPUT_RING_BYTES, DELETIONS_RING_BYTES, outputBytes, stagingBytes]);
   return {
     arena: buffer,
     input: regions[0]!,
     peerInput: regions[1]!,
-    output: regions[2]!,
-    staging: regions[3]!,
+    deletions: regions[2]!,
+    output: regions[3]!,
+    staging: regions[4]!,
     stagingControl: new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4),
   };
 }
@@ -59,6 +63,7 @@ export function openWorkerRings(buffers: WorkerBuffers): WorkerRings {
   return {
     input: new Ring(buffers.arena, buffers.input),
     peerInput: new Ring(buffers.arena, buffers.peerInput),
+    deletions: new Ring(buffers.arena, buffers.deletions),
     output: new Ring(buffers.arena, buffers.output),
     staging: new Ring(buffers.arena, buffers.staging),
   };

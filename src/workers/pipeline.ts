@@ -9,18 +9,21 @@ import type { RecoverySummary } from '../phases/recovery.js';
 import type { PartitionLimits } from '../phases/state.js';
 import { createPipelineBuffers, SHUTDOWN_REQUESTED, WORK_DOORBELL, type PipelineBuffers } from './layout.js';
 import { Doorbell } from '../ring/doorbell.js';
+import { createMetricsBuffers, type MetricsBuffers } from '../metrics/pipeline-metrics.js';
 import type { WorkerData } from './worker-main.js';
 
 export interface PipelineOptions {
   dataDir: string;
   workerCount: number;
   limits: PartitionLimits;
+  slowBatchMs: number;
   /** Called if a pipeline thread fails after startup: the server cannot continue. */
   onFatal: (error: Error) => void;
 }
 
 export interface Pipeline {
   buffers: PipelineBuffers;
+  metrics: MetricsBuffers;
   control: Int32Array;
   recovered: RecoverySummary;
   /** Stop the workers at a batch boundary and let the disk thread commit what is staged. */
@@ -33,8 +36,9 @@ function exited(thread: Worker): Promise<void> {
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const buffers = createPipelineBuffers(options.workerCount);
+  const metrics = createMetricsBuffers(options.workerCount);
   const control = new Int32Array(buffers.control);
-  const diskData: DiskThreadData = { dataDir: options.dataDir, control: buffers.control, workers: buffers.workers };
+  const diskData: DiskThreadData = { dataDir: options.dataDir, control: buffers.control, workers: buffers.workers, metrics: metrics.disk };
   const disk = new Worker(new URL('../log/disk-thread.js', import.meta.url), { workerData: diskData, name: 'tailgrove-disk' });
   let stopping = false;
   const watch = (thread: Worker, name: string): void => {
@@ -57,6 +61,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       control: buffers.control,
       sessionCounters: buffers.sessionCounters,
       buffers: buffers.workers[workerIndex]!,
+      metrics: metrics.workers[workerIndex]!,
+      slowBatchMs: options.slowBatchMs,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData, name: `tailgrove-worker-${workerIndex}` });
     ready.push(
@@ -78,6 +84,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   }
   return {
     buffers,
+    metrics,
     control,
     recovered,
     async stop() {

@@ -11,6 +11,18 @@ import { runBatch } from '../phases/batch.js';
 import { releaseCommitted } from '../phases/io-contributions.js';
 import { recoverPartition } from '../phases/recovery.js';
 import { Partition, type PartitionLimits } from '../phases/state.js';
+import {
+  BATCH_SIZE_BUCKETS,
+  WORKER_BATCH_SIZE_HISTOGRAM,
+  WORKER_LAST_SLOW_BATCH_MS,
+  WORKER_LEASES,
+  WORKER_LOGS,
+  WORKER_SLOW_BATCHES,
+  WORKER_TAILS,
+  flushBatchStats,
+  observe,
+} from '../metrics/pipeline-metrics.js';
+import { sampleTopLogs } from '../metrics/top-logs.js';
 import { Barrier } from './barrier.js';
 import { SessionCounters } from './session-counters.js';
 import {
@@ -36,10 +48,15 @@ export interface WorkerData {
   control: SharedArrayBuffer;
   sessionCounters: SharedArrayBuffer;
   buffers: WorkerBuffers;
+  /** This worker's metrics block (src/metrics/pipeline-metrics.ts). */
+  metrics: SharedArrayBuffer;
+  /** Batches slower than this are counted for the slow-batch log. */
+  slowBatchMs: number;
 }
 
 const IDLE_WAIT_MS = 100;
 const FULL_WAIT_MS = 1;
+const TOP_LOGS_SAMPLE_MS = 1000;
 
 const data = workerData as WorkerData;
 const control = new Int32Array(data.control);
@@ -47,15 +64,17 @@ const workDoorbell = new Doorbell(control, WORK_DOORBELL);
 const diskDoorbell = new Doorbell(control, DISK_DOORBELL);
 const outputDoorbell = new Doorbell(control, OUTPUT_DOORBELL);
 const barrier = new Barrier(control, BATCH_BARRIER, data.workerCount);
-const { input, peerInput, output, staging } = openWorkerRings(data.buffers);
+const { input, peerInput, deletions, output, staging } = openWorkerRings(data.buffers);
 const stagingControl = new Int32Array(data.buffers.stagingControl);
 const store = openStore(data.dataDir);
+const metrics = new Float64Array(data.metrics);
 
 const partition: Partition = new Partition(
   { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, limits: data.limits },
   {
     input,
     peerInput,
+    deletions,
     output,
     staging,
     stagingControl,
@@ -85,20 +104,40 @@ parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary 
 const leader = data.workerIndex === 0;
 let seen = workDoorbell.sequence();
 let lastWork = 1;
+let topLogsSampledAt = 0;
 for (;;) {
   // Stop only after a batch that found nothing to do: input already routed (the last frames
   // of closing sockets) is processed and staged before the workers go.
   if (leader && lastWork === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
   barrier.arrive();
   if (Atomics.load(control, STOP_BATCHES) === 1) break;
+  partition.nowSeconds = Math.floor(Date.now() / 1000);
+  const started = performance.now();
   const result = runBatch(partition);
-  Atomics.add(control, BATCH_WORK_TOTAL, result.work);
+  const ended = performance.now();
+  if (ended - started > data.slowBatchMs) {
+    metrics[WORKER_SLOW_BATCHES]!++;
+    metrics[WORKER_LAST_SLOW_BATCH_MS] = ended - started;
+  }
+  flushBatchStats(partition.stats, metrics, result.work);
+  metrics[WORKER_LOGS] = partition.logs.count;
+  metrics[WORKER_LEASES] = partition.leases.count;
+  metrics[WORKER_TAILS] = partition.tails;
+  if (ended - topLogsSampledAt >= TOP_LOGS_SAMPLE_MS) {
+    sampleTopLogs(partition, metrics, ended);
+    topLogsSampledAt = ended;
+  }
+  // While shutting down, work still staged (not yet committed and released) counts as work:
+  // the workers stop only once every ack of the batches in flight has been released.
+  const shuttingDown = Atomics.load(control, SHUTDOWN_REQUESTED) === 1;
+  Atomics.add(control, BATCH_WORK_TOTAL, result.work + (shuttingDown && staging.occupancy() > 0 ? 1 : 0));
   Atomics.add(control, BATCH_STAGED_TOTAL, result.staged);
   if (result.output > 0) outputDoorbell.ring();
   barrier.arrive();
   if (leader) {
     if (Atomics.exchange(control, BATCH_STAGED_TOTAL, 0) > 0) diskDoorbell.ring();
     const work = Atomics.exchange(control, BATCH_WORK_TOTAL, 0);
+    if (work > 0) observe(metrics, WORKER_BATCH_SIZE_HISTOGRAM, BATCH_SIZE_BUCKETS, work);
     lastWork = work;
     if (work === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
     seen = workDoorbell.sequence();
