@@ -65,8 +65,19 @@ export class LmdbStorageReader implements StorageReader {
     return count;
   }
 
+  // lmdb-js renews read snapshots on a timer of the event loop, which worker threads never
+  // yield to: they renew and let go explicitly.
+  private snapshotHeld = true;
+
   refresh(): void {
     this.store.root.resetReadTxn();
+    this.snapshotHeld = true;
+  }
+
+  release(): void {
+    if (!this.snapshotHeld) return;
+    this.store.root.resetReadTxn();
+    this.snapshotHeld = false;
   }
 
   *logs(): Iterable<DurableLog> {

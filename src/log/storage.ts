@@ -40,6 +40,11 @@ export interface StorageReader {
   readEntries(logId: number, from: number, to: number, bytesMax: number, sink: EntrySink): number;
   /** See everything committed so far (a new read snapshot). */
   refresh(): void;
+  /**
+   * Let go of the read snapshot until the next refresh(): a snapshot held open keeps LMDB
+   * from reusing the pages freed after it (retention's deletions would only grow the file).
+   */
+  release(): void;
   logs(): Iterable<DurableLog>;
   writers(): Iterable<DurableWriter>;
   completions(): Iterable<DurableCompletion>;

@@ -66,6 +66,8 @@ export class MemoryStorage implements StorageReader, CommitSink {
 
   refresh(): void {}
 
+  release(): void {}
+
   *logs(): Iterable<DurableLog> {
     for (const [name, { logId, epoch }] of this.logRecords) {
       yield { name, logId, epoch, tail: this.entries.get(logId)?.length ?? 0, first: this.firsts.get(logId) ?? 0, bytes: this.byteTotals.get(logId) ?? 0 };

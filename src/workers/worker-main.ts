@@ -99,6 +99,7 @@ const partition: Partition = new Partition(
 );
 
 const summary = recoverPartition(partition);
+partition.storage.release();
 parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary });
 
 const leader = data.workerIndex === 0;
@@ -114,6 +115,7 @@ for (;;) {
   partition.nowSeconds = Math.floor(Date.now() / 1000);
   const started = performance.now();
   const result = runBatch(partition);
+  partition.storage.release();
   const ended = performance.now();
   if (ended - started > data.slowBatchMs) {
     metrics[WORKER_SLOW_BATCHES]!++;
