@@ -1,9 +1,17 @@
-// Server configuration from flags and TAILGROVE_* environment variables (flags win), with
-// defaults and validation: a bad value is a startup error naming the key.
-import { availableParallelism } from 'node:os';
+// Server configuration from one schema (config/schema.ts), read from flags, TAILGROVE_*
+// environment variables and a JSON config file, in that order of precedence, over defaults.
+// A bad value is a startup error naming its key and where it came from.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_KID, type TokenKeys } from './auth/token.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
+import { withDefaultRule, type RetentionRule } from './config/retention.js';
+import { NAMED_OPTIONS, named, type LogFormat, type LogLevel, type NamedOption, type OptionValues } from './config/schema.js';
+import { ConfigError, didYouMean, isObject } from './config/values.js';
+
+export { ConfigError } from './config/values.js';
+export { CONFIG_HELP, type LogFormat, type LogLevel } from './config/schema.js';
+export type { RetentionRule } from './config/retention.js';
 
 export interface Config {
   host: string;
@@ -18,123 +26,129 @@ export interface Config {
   /** Kept at the top level for callers that only need these two. */
   entryBytesMax: number;
   handshakeTimeoutMs: number;
+  logLevel: LogLevel;
+  /** `auto` is resolved by the caller: pretty on a TTY, else JSON. */
+  logFormat: LogFormat;
+  /** Batches slower than this are logged. */
+  slowBatchMs: number;
+  /** A graceful shutdown is forced after this. */
+  shutdownTimeoutMs: number;
+  /** Serve the status page `/` and `GET /stats`. */
+  statusPage: boolean;
+  /** Serve `GET /metrics`. */
+  metrics: boolean;
+  /** In order: the first rule matching a log's site and name applies to it. */
+  retention: RetentionRule[];
+  retentionIntervalMs: number;
+  /** Most entries trimmed per log per sweep. */
+  retentionBatchEntries: number;
+  /** The config file read, if any. */
+  configFile: string | undefined;
 }
 
-const WORKERS_MAX = 64;
-const SECRET_LENGTH_MIN = 16;
+type Flags = Record<string, string | boolean | undefined>;
 
-interface IntegerOption {
-  flag: string;
-  env: string;
-  limit: keyof Limits;
-  min: number;
-  max: number;
-  help: string;
+interface ConfigFile {
+  path: string;
+  values: Record<string, unknown>;
 }
 
-// Every limit is an option; `limit` names its field in Limits (defaults in limits.ts).
-const LIMIT_OPTIONS: IntegerOption[] = [
-  { flag: 'entry-bytes-max', env: 'TAILGROVE_ENTRY_BYTES_MAX', limit: 'entryBytesMax', min: 1, max: 4 << 20, help: 'largest entry in bytes' },
-  { flag: 'handshake-timeout-ms', env: 'TAILGROVE_HANDSHAKE_TIMEOUT_MS', limit: 'handshakeTimeoutMs', min: 100, max: 600_000, help: 'close sockets that send no connect within this time' },
-  { flag: 'idle-timeout-seconds', env: 'TAILGROVE_IDLE_TIMEOUT_SECONDS', limit: 'idleTimeoutSeconds', min: 8, max: 960, help: 'close silent sockets (the server pings first)' },
-  { flag: 'leases-per-session', env: 'TAILGROVE_LEASES_PER_SESSION', limit: 'leasesPerSession', min: 1, max: 1 << 20, help: 'leases one session may hold' },
-  { flag: 'tails-per-session', env: 'TAILGROVE_TAILS_PER_SESSION', limit: 'tailsPerSession', min: 1, max: 1 << 20, help: 'tails one session may run' },
-  { flag: 'unacked-writes-max', env: 'TAILGROVE_UNACKED_WRITES_MAX', limit: 'unackedWritesPerWriter', min: 16, max: 1 << 24, help: 'writes of one writer without an ack' },
-  { flag: 'connections-max', env: 'TAILGROVE_CONNECTIONS_MAX', limit: 'connectionsMax', min: 1, max: 65_000, help: 'connections in all' },
-  { flag: 'connections-per-address-max', env: 'TAILGROVE_CONNECTIONS_PER_ADDRESS_MAX', limit: 'connectionsPerAddressMax', min: 1, max: 65_000, help: 'connections from one IP address' },
-  { flag: 'frames-per-second', env: 'TAILGROVE_FRAMES_PER_SECOND', limit: 'framesPerSecond', min: 1, max: 100_000_000, help: 'sustained frames per second per session' },
-  { flag: 'frames-burst', env: 'TAILGROVE_FRAMES_BURST', limit: 'framesBurst', min: 1, max: 100_000_000, help: 'frames per session above the sustained rate' },
-  { flag: 'violations-max', env: 'TAILGROVE_VIOLATIONS_MAX', limit: 'violationsMax', min: 1, max: 1_000_000, help: 'malformed frames before a socket is closed (4004)' },
-  { flag: 'socket-buffered-bytes-max', env: 'TAILGROVE_SOCKET_BUFFERED_BYTES_MAX', limit: 'socketBufferedBytesMax', min: 65_536, max: 1 << 30, help: 'bytes buffered per socket before its tails pause' },
-  { flag: 'clock-skew-seconds', env: 'TAILGROVE_CLOCK_SKEW_SECONDS', limit: 'clockSkewSeconds', min: 0, max: 3600, help: 'tolerance for token exp/nbf/iat' },
-];
-
-function optionHelp(option: IntegerOption): string {
-  return `  --${option.flag} <n>\n      ${option.env}: ${option.help} (default ${DEFAULT_LIMITS[option.limit]})\n`;
-}
-
-export const CONFIG_HELP = `Usage: tailgrove serve [options]   (or: node server.js [options])
-
-Options (each also as an environment variable):
-  --host <address>          TAILGROVE_HOST            listen address (default 127.0.0.1)
-  --port <number>           TAILGROVE_PORT            listen port, 0 = any free port (default 8080)
-  --data <dir>              TAILGROVE_DATA            data directory (default ./data)
-  --workers <n>             TAILGROVE_WORKERS         worker threads (default: CPU count)
-  --secret <string>         TAILGROVE_SECRET          HS256 token secret for tokens without a
-                                                      key id (default: generated and kept in
-                                                      <data>/secret, development)
-  --secrets <kid=s,...>     TAILGROVE_SECRETS         more secrets by key id (token header
-                                                      "kid"), for rotation
-  -h, --help                                          this text
-
-Limits:
-${LIMIT_OPTIONS.map(optionHelp).join('')}`;
-
-export class ConfigError extends Error {}
-
-function integer(key: string, text: string, min: number, max: number): number {
-  const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`config: ${key} must be an integer from ${min} to ${max}, got "${text}"`);
+function parseFlags(argv: string[]): Flags {
+  const options: Record<string, { type: 'string' } | { type: 'boolean'; short: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const { flag } of NAMED_OPTIONS) options[flag] = { type: 'string' };
+  try {
+    return parseArgs({ args: argv, options, strict: true }).values;
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(message)?.[1] : undefined;
+    if (unknown === undefined) throw new ConfigError(`config: ${message}`);
+    const candidates = NAMED_OPTIONS.flatMap(({ key, flag }) => [[flag, `--${flag}`], [key, `--${flag}`]] as const);
+    throw new ConfigError(`config: unknown option ${unknown}${didYouMean(unknown.replace(/^-+/, ''), candidates)}`);
   }
-  return value;
 }
 
-function checkSecret(key: string, secret: string): string {
-  if (secret.length < SECRET_LENGTH_MIN) throw new ConfigError(`config: ${key} must be at least ${SECRET_LENGTH_MIN} characters`);
-  return secret;
-}
-
-function parseSecrets(text: string | undefined): Record<string, string> {
-  const secrets: Record<string, string> = {};
-  if (text === undefined || text === '') return secrets;
-  for (const pair of text.split(',')) {
-    const separator = pair.indexOf('=');
-    if (separator <= 0) throw new ConfigError(`config: secrets must be kid=secret pairs separated by commas, got "${pair}"`);
-    secrets[pair.slice(0, separator)] = checkSecret('secrets', pair.slice(separator + 1));
+function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new ConfigError(`config: cannot read config file ${path} (${code ?? message})`);
   }
-  return secrets;
+  let values: unknown;
+  try {
+    values = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config: config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(values)) throw new ConfigError(`config: config file ${path} must hold a JSON object of options`);
+  const fileKeys = new Set(NAMED_OPTIONS.map(({ fileKey }) => fileKey));
+  for (const key of Object.keys(values)) {
+    if (fileKeys.has(key)) continue;
+    // A flag name written as a key (`data`) is close to its file key (`dataDir`) too.
+    const candidates = NAMED_OPTIONS.flatMap(({ fileKey, flag }) => (fileKey === undefined ? [] : [[fileKey, fileKey], [flag, fileKey]] as const));
+    throw new ConfigError(`config: unknown key ${key} in ${path}${didYouMean(key, candidates)}`);
+  }
+  return { path, values };
+}
+
+/** The value of one option from the first source that sets it, else its default. */
+function resolve({ flag, env: variable, fileKey, option }: NamedOption, flags: Flags, env: NodeJS.ProcessEnv, file: ConfigFile | undefined): unknown {
+  const { kind } = option;
+  if (flags[flag] !== undefined) return kind.parse(flags[flag], (part = '') => `--${flag}${part}`);
+  const text = env[variable];
+  if (text !== undefined && !(text === '' && option.emptyEnvIsUnset)) return kind.parse(text, (part = '') => `${variable}${part}`);
+  if (file !== undefined && fileKey !== undefined && Object.hasOwn(file.values, fileKey)) {
+    return kind.parse(file.values[fileKey], (part = '') => `${fileKey}${part} in ${file.path}`);
+  }
+  return option.default;
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
-  const options: Record<string, { type: 'string' } | { type: 'boolean'; short: string }> = {
-    host: { type: 'string' },
-    port: { type: 'string' },
-    data: { type: 'string' },
-    workers: { type: 'string' },
-    secret: { type: 'string' },
-    secrets: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  };
-  for (const option of LIMIT_OPTIONS) options[option.flag] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true }).values;
-  } catch (error) {
-    throw new ConfigError(`config: ${(error as Error).message}`);
-  }
-  if (values.help) return 'help';
-  const pick = (flag: string, name: string): string | undefined => (values[flag] as string | undefined) ?? env[name];
-  // An empty TAILGROVE_SECRET is taken as unset (a common way to clear a variable).
-  const secretText = (values.secret as string | undefined) ?? (env.TAILGROVE_SECRET || undefined);
+  const flags = parseFlags(argv);
+  if (flags.help) return 'help';
+  const path = resolve(named('config'), flags, env, undefined) as string | undefined;
+  const file = path === undefined ? undefined : readConfigFile(path);
+  const resolved: Record<string, unknown> = {};
   const limits: Limits = { ...DEFAULT_LIMITS };
-  for (const option of LIMIT_OPTIONS) {
-    const text = pick(option.flag, option.env);
-    if (text !== undefined) limits[option.limit] = integer(option.flag, text, option.min, option.max);
+  for (const option of NAMED_OPTIONS) {
+    resolved[option.key] = resolve(option, flags, env, file);
+    if (option.option.limit !== undefined) limits[option.option.limit] = resolved[option.key] as number;
   }
-  const secrets = parseSecrets(pick('secrets', 'TAILGROVE_SECRETS'));
-  if (DEFAULT_KID in secrets) throw new ConfigError(`config: secrets: key id "${DEFAULT_KID}" is the --secret`);
+  const values = resolved as OptionValues;
   return {
-    host: pick('host', 'TAILGROVE_HOST') ?? '127.0.0.1',
-    port: integer('port', pick('port', 'TAILGROVE_PORT') ?? '8080', 0, 65535),
-    dataDir: pick('data', 'TAILGROVE_DATA') ?? './data',
-    workers: integer('workers', pick('workers', 'TAILGROVE_WORKERS') ?? String(Math.min(availableParallelism(), WORKERS_MAX)), 1, WORKERS_MAX),
-    secret: secretText === undefined ? undefined : checkSecret('secret', secretText),
-    secrets,
+    host: values.host,
+    port: values.port,
+    dataDir: values.dataDir,
+    workers: values.workers,
+    secret: values.secret,
+    secrets: { ...values.secrets },
     limits,
     entryBytesMax: limits.entryBytesMax,
     handshakeTimeoutMs: limits.handshakeTimeoutMs,
+    logLevel: values.logLevel,
+    logFormat: values.logFormat,
+    slowBatchMs: values.slowBatchMs,
+    shutdownTimeoutMs: values.shutdownTimeoutMs,
+    statusPage: values.statusPage,
+    metrics: values.metrics,
+    retention: withDefaultRule(values.retention, {
+      maxEntries: values.retentionMaxEntries,
+      maxBytes: values.retentionMaxBytes,
+      maxAgeSeconds: values.retentionMaxAgeSeconds,
+    }),
+    retentionIntervalMs: values.retentionIntervalMs,
+    retentionBatchEntries: values.retentionBatchEntries,
+    configFile: values.config,
   };
+}
+
+const REDACTED = '[redacted]';
+
+/** The config as plain JSON data for the startup log, secrets redacted (their key ids kept). */
+export function effectiveConfig(config: Config): Record<string, unknown> {
+  const secrets = Object.fromEntries(Object.keys(config.secrets).map((kid) => [kid, REDACTED]));
+  return JSON.parse(JSON.stringify({ ...config, secret: config.secret === undefined ? undefined : REDACTED, secrets })) as Record<string, unknown>;
 }
 
 /** The verifier's keys: the main secret under the default key id, plus the rotation secrets. */
