@@ -326,6 +326,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           logger: options.logger,
         });
   ready = true;
+  statusSampler.sample();
 
   return {
     port,

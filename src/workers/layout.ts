@@ -17,8 +17,10 @@ export const BATCH_BARRIER = OUTPUT_DOORBELL + DOORBELL_INT32S;
 // Per-batch totals summed by the workers, read and reset by the leader after the join.
 export const BATCH_WORK_TOTAL = BATCH_BARRIER + BARRIER_INT32S;
 export const BATCH_STAGED_TOTAL = BATCH_WORK_TOTAL + 1;
+// Workers with staged records not yet committed and released (their acks are still owed).
+export const BATCH_PENDING_TOTAL = BATCH_STAGED_TOTAL + 1;
 // Set by the IO thread to stop; the leader turns it into STOP_BATCHES at a batch boundary.
-export const SHUTDOWN_REQUESTED = BATCH_STAGED_TOTAL + 1;
+export const SHUTDOWN_REQUESTED = BATCH_PENDING_TOTAL + 1;
 export const STOP_BATCHES = SHUTDOWN_REQUESTED + 1;
 // Workers and the disk thread count themselves out here as they stop.
 export const THREADS_STOPPED = STOP_BATCHES + 1;

@@ -27,6 +27,7 @@ import { Barrier } from './barrier.js';
 import { SessionCounters } from './session-counters.js';
 import {
   BATCH_BARRIER,
+  BATCH_PENDING_TOTAL,
   BATCH_STAGED_TOTAL,
   BATCH_WORK_TOTAL,
   DISK_DOORBELL,
@@ -105,11 +106,13 @@ parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary 
 const leader = data.workerIndex === 0;
 let seen = workDoorbell.sequence();
 let lastWork = 1;
+let lastPending = 0;
 let topLogsSampledAt = 0;
 for (;;) {
-  // Stop only after a batch that found nothing to do: input already routed (the last frames
-  // of closing sockets) is processed and staged before the workers go.
-  if (leader && lastWork === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
+  // Stop only after a batch that found nothing to do and left nothing staged: input already
+  // routed (the last frames of closing sockets) is processed, committed and its acks
+  // released before the workers go.
+  if (leader && lastWork === 0 && lastPending === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
   barrier.arrive();
   if (Atomics.load(control, STOP_BATCHES) === 1) break;
   partition.nowSeconds = Math.floor(Date.now() / 1000);
@@ -129,16 +132,15 @@ for (;;) {
     sampleTopLogs(partition, metrics, ended);
     topLogsSampledAt = ended;
   }
-  // While shutting down, work still staged (not yet committed and released) counts as work:
-  // the workers stop only once every ack of the batches in flight has been released.
-  const shuttingDown = Atomics.load(control, SHUTDOWN_REQUESTED) === 1;
-  Atomics.add(control, BATCH_WORK_TOTAL, result.work + (shuttingDown && staging.occupancy() > 0 ? 1 : 0));
+  Atomics.add(control, BATCH_WORK_TOTAL, result.work);
+  if (staging.occupancy() > 0) Atomics.add(control, BATCH_PENDING_TOTAL, 1);
   Atomics.add(control, BATCH_STAGED_TOTAL, result.staged);
   if (result.output > 0) outputDoorbell.ring();
   barrier.arrive();
   if (leader) {
     if (Atomics.exchange(control, BATCH_STAGED_TOTAL, 0) > 0) diskDoorbell.ring();
     const work = Atomics.exchange(control, BATCH_WORK_TOTAL, 0);
+    lastPending = Atomics.exchange(control, BATCH_PENDING_TOTAL, 0);
     if (work > 0) observe(metrics, WORKER_BATCH_SIZE_HISTOGRAM, BATCH_SIZE_BUCKETS, work);
     lastWork = work;
     if (work === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
