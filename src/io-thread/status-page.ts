@@ -248,7 +248,13 @@ const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 export function registerStatusPage(app: uWS.TemplatedApp, snapshot: () => StatusSnapshot): void {
-  app.get('/', (res) => {
+  app.get('/', (res, req) => {
+    // A WebSocket upgrade on `/` is not for the page: it goes on to the socket route (or
+    // to the catch-all, which refuses it while recovering).
+    if (req.getHeader('upgrade') !== '') {
+      req.setYield(true);
+      return;
+    }
     res
       .writeHeader('content-type', 'text/html; charset=utf-8')
       .writeHeader('cache-control', 'no-cache')
