@@ -6,6 +6,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { mintToken } from '../src/auth/token.js';
+import { connect } from '../src/client/index.js';
 import { ENTRIES_TRIMMED, OP_ENTRIES } from '../src/net/protocol.js';
 import { RawClient, errorName, frames, OP_ERROR } from './helpers/raw-client.js';
 import { removeDataDir, startServer, temporaryDataDir, type ServerProcess } from './helpers/server.js';
@@ -131,6 +132,20 @@ t.test('retention by entries, bytes and age, per site; GONE, TRIMMED and positio
   t.equal(errorName(gone), 'GONE', 'a read below the first position is GONE');
   t.equal((gone.body as { earliest: number }).earliest, 900, 'GONE carries the earliest position');
   await client.close();
+
+  // The SDK: read below the first position rejects GONE with `earliest`; a tail from 0 calls
+  // onTrimmed and goes on from 900.
+  const sdk = await connect(server.url, { token: token(server) });
+  const log = await sdk.lease('count', 'a');
+  await t.rejects(log.read(0, 10), { code: 'GONE', earliest: 900 }, 'SDK read below the first position: GONE with earliest');
+  const trimmed: number[][] = [];
+  const positions: number[] = [];
+  await new Promise<void>((resolve) => {
+    log.tail(0, (entries) => positions.push(...entries.map((e) => e.position)), { onTrimmed: (first, skippedFrom) => trimmed.push([first, skippedFrom]), onCaughtUp: resolve });
+  });
+  t.same(trimmed, [[900, 0]], 'SDK tail from 0: onTrimmed(900, 0)');
+  t.same(positions, Array.from({ length: 100 }, (_, i) => 900 + i), 'SDK tail delivers 900..999 after the notice');
+  await sdk.close();
 });
 
 t.test('space is reused: the LMDB file stops growing while retention keeps pace', async (t) => {
