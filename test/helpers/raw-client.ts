@@ -99,8 +99,8 @@ export class RawClient {
   }
 
   /** Wait for the outcome of write (handle, lsn): _ack, _nack or _error. */
-  outcome(handle: number, lsn: number): Promise<ServerFrame> {
-    return this.next((f) => ((f.op === OP_ACKED || f.op === OP_NACKED) && f.a === handle && f.b === lsn) || (f.op === OP_ERROR && f.b === handle));
+  outcome(handle: number, lsn: number, timeoutMs?: number): Promise<ServerFrame> {
+    return this.next((f) => ((f.op === OP_ACKED || f.op === OP_NACKED) && f.a === handle && f.b === lsn) || (f.op === OP_ERROR && f.b === handle), timeoutMs);
   }
 
   /** Read [from, from+limit): resolves with the entries of every reply frame of rid. */
