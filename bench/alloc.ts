@@ -80,7 +80,7 @@ for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
   );
   partitions.push(partition);
 }
-const router = new InputRouter(inputs, { entryBytesMax: 1 << 20, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, sessionCounters, () => batch());
+const router = new InputRouter(inputs, { entryBytesMax: 1 << 20, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX, signalBytesMax: 64 << 10 }, sessionCounters, () => batch());
 
 function batch(): void {
   for (const partition of partitions) {

@@ -31,6 +31,8 @@ export interface Limits {
   socketBufferedBytesMax: number;
   /** Tolerance for token exp / nbf / iat against this server's clock. */
   clockSkewSeconds: number;
+  /** Largest signal payload (TOO_LARGE). */
+  signalBytesMax: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = {
@@ -48,4 +50,5 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   idleTimeoutSeconds: 120,
   socketBufferedBytesMax: 8 << 20,
   clockSkewSeconds: 30,
+  signalBytesMax: 64 << 10,
 };

@@ -40,7 +40,7 @@ import {
 import { errorFromPayload } from '../src/client/errors.js';
 import { unpack } from 'msgpackr';
 
-const limits = { entryBytesMax: ENTRY_BYTES_MAX_DEFAULT, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
+const limits = { entryBytesMax: ENTRY_BYTES_MAX_DEFAULT, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX, signalBytesMax: 64 << 10 };
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));

@@ -341,7 +341,7 @@ t.test('the help lists every option with its flag, variable, file key and defaul
       'log-level', 'log-format', 'slow-batch-ms',
       'retention', 'retention-max-entries', 'retention-max-bytes', 'retention-max-age-seconds', 'retention-interval-ms', 'retention-batch-entries',
       'entry-bytes-max', 'handshake-timeout-ms', 'idle-timeout-seconds', 'leases-per-session', 'tails-per-session', 'unacked-writes-max',
-      'connections-max', 'connections-per-address-max', 'frames-per-second', 'frames-burst', 'violations-max', 'socket-buffered-bytes-max', 'clock-skew-seconds',
+      'connections-max', 'connections-per-address-max', 'frames-per-second', 'frames-burst', 'violations-max', 'socket-buffered-bytes-max', 'clock-skew-seconds', 'signal-bytes-max',
     ].sort(),
     'the schema has every option',
   );

@@ -41,7 +41,7 @@ import {
 import { Prng } from '../src/testing/prng.js';
 import { decodeFrames, frame, frames } from '../src/testing/wire.js';
 
-const limits = { entryBytesMax: 100, controlBytesMax: 20 };
+const limits = { entryBytesMax: 100, controlBytesMax: 20, signalBytesMax: 50 };
 const DEVICE_OPS = [OP_CONNECT, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE];
 const check = (bytes: Uint8Array, offset = 0, available = bytes.length - offset): number => checkFrame(bytes, offset, available, limits);
 
@@ -95,7 +95,7 @@ t.test('checkFrame error paths', (t) => {
   t.equal(check(connect.subarray(0, 11)), bad, 'a message cut inside the op header word is a bad frame');
   t.equal(check(connect, 0, PREFIX_BYTES + 4), bad, 'a header cut short by the message is a bad frame');
 
-  for (const op of [0x00, 0x0b, 0x7f, 0x81, 0x83, 0x86, 0xff]) {
+  for (const op of [0x00, 0x12, 0x7f, 0x81, 0x83, 0x86, 0xff]) {
     t.equal(check(frame(op, 8, 0, {})), -ERROR.UNKNOWN_OP, `op 0x${op.toString(16)} is not a device op`);
   }
 

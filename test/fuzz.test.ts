@@ -49,6 +49,9 @@ import {
   OP_REFRESH,
   OP_RELEASE,
   OP_REVOKED,
+  OP_PRESENCE,
+  OP_SIGNAL,
+  IO_THREAD_OPS,
   OP_TAIL,
   OP_UNTAIL,
   OP_WRITE,
@@ -100,6 +103,10 @@ const DEVICE_HEADER_BYTES = new Map(
     .map(([op, length]) => [Number(op), length] as const)
     .filter(([op]) => op < 0x80),
 );
+// The ops whose answers this model predicts. Signals and notification preferences have
+// their own tests (test/signal.test.ts, test/notifications.test.ts).
+const MODELED_OPS = [OP_CONNECT, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE, OP_ATTEST, OP_REFRESH];
+const UNMODELED_OPS = new Set([...DEVICE_HEADER_BYTES.keys()].filter((op) => !MODELED_OPS.includes(op)));
 const ERROR_CODES = new Set<number>(Object.values(ERROR));
 function errorCodes(...names: string[]): Set<number> {
   const table = ERROR as Readonly<Record<string, number>>;
@@ -347,10 +354,10 @@ function unknownOpCode(): fc.Arbitrary<number> {
   return fc.integer({ min: 0, max: 255 }).filter((op) => !DEVICE_HEADER_BYTES.has(op));
 }
 
-/** A correct prefix and op byte, then garbage in the rest of the op header. */
+/** A correct prefix and op byte, then garbage in the rest of the op header (ops this model follows). */
 function garbageHeaderOp(): fc.Arbitrary<OpSpec> {
   return fc
-    .record({ code: fc.constantFrom(...DEVICE_HEADER_BYTES.keys()), seed: fc.uint8Array({ minLength: 32, maxLength: 32 }), shard: fc.oneof(fc.nat(SHARD_COUNT - 1), u16()), payload: fc.uint8Array({ maxLength: 24 }) })
+    .record({ code: fc.constantFrom(...MODELED_OPS), seed: fc.uint8Array({ minLength: 32, maxLength: 32 }), shard: fc.oneof(fc.nat(SHARD_COUNT - 1), u16()), payload: fc.uint8Array({ maxLength: 24 }) })
     .map(({ code, seed, shard, payload }) => ({ op: 'garbageHeader' as const, code, header: seed.subarray(0, DEVICE_HEADER_BYTES.get(code)! - 1), shard, payload }));
 }
 
@@ -809,11 +816,11 @@ function prefixVerdict(message: Buffer, offset: number): Verdict {
   return codes.size > 0 ? { codes } : { size: 8 + headerLength + payloadLength };
 }
 
-/** The request id field of a frame (connect, lease, attest, refresh: A; read: B), if the message holds it. */
+/** The request id field of a frame (PROTOCOL.md: the IO thread's ops and lease: A; read: B; signal: C), if the message holds it. */
 function ridField(message: Buffer, offset: number): number | undefined {
   if (message.length < offset + 9) return undefined;
   const op = message[offset + 8]!;
-  const at = op === OP_CONNECT || op === OP_LEASE || op === OP_ATTEST || op === OP_REFRESH ? 4 : op === OP_READ ? 8 : -1;
+  const at = IO_THREAD_OPS.includes(op) || op === OP_LEASE ? 4 : op === OP_READ ? 8 : op === OP_SIGNAL ? 12 : -1;
   if (at < 0 || message.length < offset + 8 + at + 4) return undefined;
   return message.readUInt32LE(offset + 8 + at);
 }
@@ -861,6 +868,12 @@ class SessionModel {
     let refusedAt = -1;
     for (let offset = 0; offset < bytes.length; ) {
       const verdict = prefixVerdict(bytes, offset);
+      if (bytes.length > offset + 8 && UNMODELED_OPS.has(bytes[offset + 8]!)) {
+        // A mutation made a frame of an op this model does not predict (signal, notification preferences).
+        this.state = 'unknown';
+        this.unknownBecause = `a frame of op 0x${bytes[offset + 8]!.toString(16)}, which this model does not follow, at byte ${offset}`;
+        return;
+      }
       if ('codes' in verdict) {
         this.io.push(this.refusal(bytes, offset, verdict.codes, `the malformed frame at byte ${offset} of ${describeMessage(message)}`, true));
         refusedAt = offset;
@@ -1151,6 +1164,10 @@ class HostileSession {
         case OP_REVOKED:
           if (!held.has(frame.a)) violations.push(`cross-session: ${summarize(frame)} for handle ${frame.a}, which this session does not hold`);
           break;
+        case OP_PRESENCE:
+          // Staged before a release, a _presence may arrive after it: the released handle was this session's.
+          if (!held.has(frame.a) && frame.a !== context.released?.handle) violations.push(`cross-session: ${summarize(frame)} for handle ${frame.a}, which this session never held`);
+          break;
         case OP_ACKED:
         case OP_NACKED:
           if (!held.has(frame.a)) violations.push(`cross-session: ${summarize(frame)} for handle ${frame.a}, which this session does not hold`);
@@ -1266,7 +1283,7 @@ function opName(op: number): string {
 }
 
 function summarize(frame: ServerFrame): string {
-  const name = ({ [OP_CONNECTED]: '_connected', [OP_LEASED]: '_leased', [OP_ACKED]: '_ack', [OP_NACKED]: '_nack', [OP_ENTRIES]: '_entries', [OP_ERROR]: '_error', [OP_OK]: '_ok', [OP_REVOKED]: '_revoke' } as Record<number, string>)[frame.op] ?? `op 0x${frame.op.toString(16)}`;
+  const name = ({ [OP_CONNECTED]: '_connected', [OP_LEASED]: '_leased', [OP_ACKED]: '_ack', [OP_NACKED]: '_nack', [OP_ENTRIES]: '_entries', [OP_ERROR]: '_error', [OP_OK]: '_ok', [OP_REVOKED]: '_revoke', [OP_PRESENCE]: '_presence' } as Record<number, string>)[frame.op] ?? `op 0x${frame.op.toString(16)}`;
   const error = frame.op === OP_ERROR ? ` ${errorName(frame.word)} "${String(frame.body?.message ?? '').slice(0, 100)}"` : '';
   return `${name}(flags ${frame.flags} a ${frame.a} b ${frame.b} c ${frame.c} position ${frame.position}${frame.entries ? ` ${frame.entries.length} entries` : ''})${error}`;
 }
@@ -1365,6 +1382,10 @@ class GoodClient {
       this.retail.next = Math.max(this.retail.next, frame.position + frame.entries!.length);
     } else if (frame.op === OP_ENTRIES && (frame.flags & ENTRIES_READ_REPLY) !== 0 && this.reads.has(frame.b)) {
       this.reads.get(frame.b)!(frame);
+    } else if (frame.op === OP_PRESENCE && (frame.a === this.handle || frame.a === this.retailHandle)) {
+      // Others (hostile sessions too) attach to the good client's log and leave again.
+      const presence = frame.body?.presence as { handle: number }[] | undefined;
+      if (!presence?.some((attached) => attached.handle === frame.a)) this.violations.push(`good client: _presence for handle ${frame.a} does not list it: ${summarize(frame)}`);
     } else {
       this.violations.push(`good client: unexpected ${summarize(frame)}`);
     }

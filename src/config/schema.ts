@@ -83,6 +83,7 @@ export const OPTIONS = {
   violationsMax: limit('violationsMax', 1, 1_000_000, 'malformed frames before a socket is closed (4004)'),
   socketBufferedBytesMax: limit('socketBufferedBytesMax', 65_536, 1 << 30, 'bytes buffered per socket before its tails pause'),
   clockSkewSeconds: limit('clockSkewSeconds', 0, 3600, 'tolerance for token exp/nbf/iat'),
+  signalBytesMax: limit('signalBytesMax', 1, 1 << 20, 'largest signal payload in bytes (WebRTC offers, answers, ICE candidates)'),
 };
 
 export type OptionKey = keyof typeof OPTIONS;

@@ -3,8 +3,7 @@
 // worker (the usual case: a device pipelining to one log) are copied in one piece. Shared by
 // the IO thread, the simulation and the allocation benchmark, so all three route alike.
 import { INPUT_CONTENT, INPUT_FRAMES, INPUT_KIND, INPUT_SESSION, INPUT_SESSION_CLOSE, INPUT_SESSION_OPEN } from '../net/records.js';
-import { checkFrame, frameOp, frameShard, type FrameLimits } from '../net/frame.js';
-import { OP_ATTEST, OP_CONNECT, OP_REFRESH } from '../net/protocol.js';
+import { checkFrame, frameOp, frameShard, isIoThreadOp, type FrameLimits } from '../net/frame.js';
 
 /** route() stopped at a frame the IO thread answers itself (connect, attest, refresh). */
 export const ROUTE_STOPPED_AT_SESSION_OP = -1;
@@ -50,7 +49,7 @@ export class InputRouter {
         break;
       }
       const op = frameOp(bytes, cursor);
-      if (op === OP_CONNECT || op === OP_ATTEST || op === OP_REFRESH) {
+      if (isIoThreadOp(op)) {
         error = ROUTE_STOPPED_AT_SESSION_OP;
         break;
       }

@@ -118,7 +118,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const store = openStore(options.dataDir);
   const revocations = new Revocations(store.revocations);
   await revocations.prune(Math.floor(Date.now() / 1000));
-  const frameLimits: FrameLimits = { entryBytesMax: limits.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX };
+  const frameLimits: FrameLimits = { entryBytesMax: limits.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX, signalBytesMax: limits.signalBytesMax };
   let tick = 0;
   // Set by close(): frames that arrive while the pipeline finishes are not read (they were
   // not acknowledged, so devices send them again after reconnecting).

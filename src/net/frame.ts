@@ -12,22 +12,35 @@ import {
   PREFIX_PAYLOAD_LENGTH,
   PREFIX_SHARD,
   OP_ACK,
-  OP_ATTEST,
-  OP_CONNECT,
-  OP_REFRESH,
   OP_LEASE,
   OP_READ,
   OP_RELEASE,
   OP_TAIL,
   OP_UNTAIL,
   OP_WRITE,
+  OP_SIGNAL,
+  HEADER_C,
+  IO_THREAD_OPS,
 } from './protocol.js';
 
 // Header length by op for inbound ops (0 = not a device op), as a flat table for the hot path.
 const INBOUND_HEADER_BYTES = new Uint8Array(256);
-for (const op of [OP_CONNECT, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE, OP_ATTEST, OP_REFRESH]) {
+for (const op of [...IO_THREAD_OPS, OP_LEASE, OP_WRITE, OP_ACK, OP_READ, OP_TAIL, OP_UNTAIL, OP_RELEASE, OP_SIGNAL]) {
   INBOUND_HEADER_BYTES[op] = HEADER_BYTES[op]!;
 }
+// Ops the IO thread answers itself, as a flat table for the router's hot path.
+const IO_THREAD_OP = new Uint8Array(256);
+for (const op of IO_THREAD_OPS) IO_THREAD_OP[op] = 1;
+
+export function isIoThreadOp(op: number): boolean {
+  return IO_THREAD_OP[op] === 1;
+}
+
+// Where each op keeps its request id (byte offset in the header; 0xff: none).
+const RID_FIELD = new Uint8Array(256).fill(0xff);
+for (const op of [...IO_THREAD_OPS, OP_LEASE]) RID_FIELD[op] = HEADER_A;
+RID_FIELD[OP_READ] = HEADER_B;
+RID_FIELD[OP_SIGNAL] = HEADER_C;
 
 export function frameBytes(headerLength: number, payloadLength: number): number {
   return PREFIX_BYTES + headerLength + payloadLength;
@@ -43,6 +56,7 @@ export function writePrefix(view: DataView, offset: number, headerLength: number
 export interface FrameLimits {
   entryBytesMax: number;
   controlBytesMax: number;
+  signalBytesMax: number;
 }
 
 export function readUint16(bytes: Uint8Array, offset: number): number {
@@ -76,7 +90,7 @@ export function checkFrame(bytes: Uint8Array, offset: number, available: number,
   if (expected === 0) return -ERROR.UNKNOWN_OP;
   if (headerLength !== expected) return -ERROR.BAD_FRAME;
   if (shard >= SHARD_COUNT) return -ERROR.WRONG_SHARD;
-  const payloadMax = op === OP_WRITE ? limits.entryBytesMax : limits.controlBytesMax;
+  const payloadMax = op === OP_WRITE ? limits.entryBytesMax : op === OP_SIGNAL ? limits.signalBytesMax : limits.controlBytesMax;
   if (payloadLength > payloadMax) return -ERROR.TOO_LARGE;
   const total = PREFIX_BYTES + headerLength + payloadLength;
   if (total > available) return -ERROR.BAD_FRAME;
@@ -84,14 +98,13 @@ export function checkFrame(bytes: Uint8Array, offset: number, available: number,
 }
 
 /**
- * The request id a device put in a frame (connect, lease, attest, refresh: A; read: B; other
- * ops have none), or 0 when the message ends before it.
+ * The request id a device put in a frame (IO-thread ops and lease: A; read: B; signal: C;
+ * other ops have none), or 0 when the message ends before it.
  */
 export function frameRid(bytes: Uint8Array, offset: number): number {
   const header = offset + PREFIX_BYTES;
   if (bytes.length <= header) return 0;
-  const op = frameOp(bytes, offset);
-  const field = op === OP_CONNECT || op === OP_LEASE || op === OP_ATTEST || op === OP_REFRESH ? HEADER_A : op === OP_READ ? HEADER_B : -1;
-  if (field < 0 || bytes.length < header + field + 4) return 0;
+  const field = RID_FIELD[frameOp(bytes, offset)]!;
+  if (field === 0xff || bytes.length < header + field + 4) return 0;
   return readUint32(bytes, header + field);
 }

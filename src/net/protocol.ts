@@ -28,6 +28,14 @@ export const OP_UNTAIL = 0x07; // A=handle
 export const OP_RELEASE = 0x08; // A=handle
 export const OP_ATTEST = 0x09; // A=rid; payload msgpack { token } (a grant token)
 export const OP_REFRESH = 0x0a; // A=rid; payload msgpack { token } (a new session token, same user and device)
+export const OP_SIGNAL = 0x0b; // A=handle B=toHandle C=rid; payload = the signal's bytes (for a device attached to the same log)
+// Notification preferences of the session's user (answered by the IO thread with _ok):
+export const OP_JOIN = 0x0c; // A=rid; payload msgpack { site }: notify me of this site while I am offline
+export const OP_LEAVE = 0x0d; // A=rid; payload msgpack { site }
+export const OP_MUTE = 0x0e; // A=rid; payload msgpack { site, seconds }
+export const OP_UNMUTE = 0x0f; // A=rid; payload msgpack { site }
+export const OP_PUSH_SUBSCRIBE = 0x10; // A=rid; payload msgpack { endpoint, keys: { p256dh, auth } } (a Web Push subscription of this device)
+export const OP_PUSH_UNSUBSCRIBE = 0x11; // A=rid; payload msgpack { endpoint }
 
 // Server → device ops.
 export const OP_CONNECTED = 0x81; // word=version A=rid; payload msgpack { session, user, device, expiresAt, entryBytesMax, shardCount }
@@ -38,6 +46,8 @@ export const OP_ENTRIES = 0x85; // flags=ENTRIES_* A=handle B=rid or tailId C=co
 export const OP_ERROR = 0x86; // word=code A=rid B=handle C=lsn (write, ack); payload msgpack { code, name, message, ...details }
 export const OP_OK = 0x87; // "_ok": A=rid; payload msgpack { expiresAt } (attest, refresh)
 export const OP_REVOKED = 0x88; // "_revoke": A=handle; payload msgpack { reason } — the lease is gone
+export const OP_PRESENCE = 0x89; // "_presence": A=handle; payload msgpack { presence: [{ handle, device }], leader } — who is attached, in attach order
+export const OP_SIGNALED = 0x8a; // "_signal": A=handle (the recipient's) B=fromHandle C=device byte length; payload = device (utf8) then the signal's bytes
 
 // Fixed header lengths per op: a frame whose header length differs is malformed.
 export const HEADER_BYTES: Readonly<Record<number, number>> = {
@@ -51,6 +61,13 @@ export const HEADER_BYTES: Readonly<Record<number, number>> = {
   [OP_RELEASE]: 8,
   [OP_ATTEST]: 8,
   [OP_REFRESH]: 8,
+  [OP_SIGNAL]: 16,
+  [OP_JOIN]: 8,
+  [OP_LEAVE]: 8,
+  [OP_MUTE]: 8,
+  [OP_UNMUTE]: 8,
+  [OP_PUSH_SUBSCRIBE]: 8,
+  [OP_PUSH_UNSUBSCRIBE]: 8,
   [OP_CONNECTED]: 8,
   [OP_LEASED]: 28,
   [OP_ACKED]: 24,
@@ -59,7 +76,12 @@ export const HEADER_BYTES: Readonly<Record<number, number>> = {
   [OP_ERROR]: 16,
   [OP_OK]: 8,
   [OP_REVOKED]: 8,
+  [OP_PRESENCE]: 8,
+  [OP_SIGNALED]: 16,
 };
+
+/** Ops the IO thread answers itself (session and user preferences), not routed to workers. */
+export const IO_THREAD_OPS: readonly number[] = [OP_CONNECT, OP_ATTEST, OP_REFRESH, OP_JOIN, OP_LEAVE, OP_MUTE, OP_UNMUTE, OP_PUSH_SUBSCRIBE, OP_PUSH_UNSUBSCRIBE];
 
 // Flags.
 export const LEASE_NEW_WRITER = 0x01; // open a new writer epoch (the device lost its RIFL state)
@@ -98,6 +120,7 @@ export const ERROR = {
   UNACKED_LIMIT: 21,
   RATE_LIMITED: 22,
   CONNECTION_LIMIT: 23,
+  NOT_ATTACHED: 24,
 } as const;
 export type ErrorName = keyof typeof ERROR;
 export const ERROR_NAMES: readonly string[] = (() => {

@@ -20,6 +20,9 @@ import {
   OP_LEASED,
   OP_NACKED,
   OP_REVOKED,
+  OP_OK,
+  OP_PRESENCE,
+  OP_SIGNALED,
 } from './protocol.js';
 
 export const ACKED_BYTES = PREFIX_BYTES + HEADER_BYTES[OP_ACKED]!;
@@ -111,4 +114,37 @@ export function writeRevoked(view: DataView, bytes: Uint8Array, offset: number, 
   view.setUint32(header + HEADER_A, handle, true);
   bytes.set(payload, header + HEADER_BYTES[OP_REVOKED]!);
   return revokedBytes(payload);
+}
+
+export function presenceBytes(payload: Uint8Array): number {
+  return PREFIX_BYTES + HEADER_BYTES[OP_PRESENCE]! + payload.length;
+}
+
+export function writePresence(view: DataView, bytes: Uint8Array, offset: number, handle: number, payload: Uint8Array): number {
+  const header = writeHeaderStart(view, offset, OP_PRESENCE, 0, 0, payload.length);
+  view.setUint32(header + HEADER_A, handle, true);
+  bytes.set(payload, header + HEADER_BYTES[OP_PRESENCE]!);
+  return presenceBytes(payload);
+}
+
+export const SIGNALED_HEADER_BYTES = PREFIX_BYTES + HEADER_BYTES[OP_SIGNALED]!;
+
+/** The header of a _signal frame; the caller writes the sender's device and the data after it. */
+export function writeSignaledHeader(view: DataView, offset: number, handle: number, fromHandle: number, deviceLength: number, dataLength: number): number {
+  const header = writeHeaderStart(view, offset, OP_SIGNALED, 0, 0, deviceLength + dataLength);
+  view.setUint32(header + HEADER_A, handle, true);
+  view.setUint32(header + HEADER_B, fromHandle, true);
+  view.setUint32(header + HEADER_C, deviceLength, true);
+  return SIGNALED_HEADER_BYTES;
+}
+
+// An `_ok` with an empty msgpack map: the answer to an op that has nothing to report.
+const EMPTY_MAP = 0x80;
+export const EMPTY_OK_BYTES = PREFIX_BYTES + HEADER_BYTES[OP_OK]! + 1;
+
+export function writeEmptyOk(view: DataView, offset: number, rid: number): number {
+  const header = writeHeaderStart(view, offset, OP_OK, 0, 0, 1);
+  view.setUint32(header + HEADER_A, rid, true);
+  view.setUint8(header + HEADER_BYTES[OP_OK]!, EMPTY_MAP);
+  return EMPTY_OK_BYTES;
 }

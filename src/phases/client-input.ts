@@ -10,6 +10,7 @@ import {
   OP_LEASE,
   OP_READ,
   OP_RELEASE,
+  OP_SIGNAL,
   OP_TAIL,
   OP_UNTAIL,
   OP_WRITE,
@@ -31,7 +32,8 @@ import {
 } from '../net/records.js';
 import { ack, read, release, tail, untail, write } from './log-ops.js';
 import { sendError } from './output.js';
-import { closeSession, leaseLog, openSession, pauseSession, resumeSession, revokeSession, updateGrants } from './sessions.js';
+import { closeSession, leaseLog, openSession, pauseSession, resumeSession, revokeSession, sendPresenceChanges, updateGrants } from './sessions.js';
+import { signal } from './signals.js';
 import type { Partition } from './state.js';
 
 /** Process the input published so far. Returns the number of records processed. */
@@ -56,6 +58,7 @@ export function processClientInput(partition: Partition): number {
     records++;
   }
   input.release();
+  sendPresenceChanges(partition);
   return records;
 }
 
@@ -92,6 +95,9 @@ function processFrames(partition: Partition, session: number, start: number, len
         break;
       case OP_RELEASE:
         release(partition, session, header);
+        break;
+      case OP_SIGNAL:
+        signal(partition, session, header, payload, payloadLength);
         break;
       default:
         sendError(partition, session, 0, 0, 0, ERROR.UNKNOWN_OP, `op ${view.getUint8(header + HEADER_OP)} is not handled by workers`);

@@ -41,7 +41,7 @@ import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF
 import { sendStoredEntries, storedRead } from './stored-entries.js';
 
 /** The lease slot of (session, handle), or NO_SLOT after sending UNKNOWN_HANDLE. */
-function findLease(partition: Partition, session: number, handle: number, lsn: number, rid: number): number {
+export function findLease(partition: Partition, session: number, handle: number, lsn: number, rid: number): number {
   let lease = partition.leases.find(session, handle);
   // A handle names one log: with another shard in the frame it is as unknown as a stranger's.
   if (lease !== NO_SLOT && (partition.logs.key0[partition.leases.columns.logSlot[lease]!]! & SHARD_MASK) !== partition.frameShard) lease = NO_SLOT;

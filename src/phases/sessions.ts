@@ -6,12 +6,12 @@ import { unpack } from 'msgpackr';
 import { SHARD_COUNT } from '../constants.js';
 import { allows, type Grant } from '../auth/token.js';
 import { ERROR, HEADER_A, HEADER_B, HEADER_FLAGS, LEASE_NEW_WRITER, shardOf } from '../net/protocol.js';
-import { controlPayload, leasedBytes, writeLeased } from '../net/server-frames.js';
+import { controlPayload, leasedBytes, presenceBytes, writeLeased, writePresence } from '../net/server-frames.js';
 import { queueCatchUp } from './catch-up.js';
 import { COUNT_LEASES, COUNT_TAILS } from '../workers/session-counters.js';
 import { sendError, sendRevoked } from './output.js';
 import { reserveStagedFrame, stageLog, stageTrimCompletions, stageWriter } from './stage.js';
-import { NO_SLOT, RIGHT_READ, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
+import { NO_SLOT, RIGHT_READ, RIGHT_SIGNAL, RIGHT_WRITE, TAIL_CATCHING_UP, TAIL_LIVE, TAIL_OFF, TAIL_PAUSED, type Partition } from './state.js';
 
 const NAME_BYTES_MAX = 256;
 
@@ -37,7 +37,7 @@ function rightsOn(grants: readonly Grant[], key: string): number {
   const separator = key.indexOf('\0');
   const site = key.slice(0, separator);
   const log = key.slice(separator + 1);
-  return (allows(grants, site, log, 'r') ? RIGHT_READ : 0) | (allows(grants, site, log, 'w') ? RIGHT_WRITE : 0);
+  return (allows(grants, site, log, 'r') ? RIGHT_READ : 0) | (allows(grants, site, log, 'w') ? RIGHT_WRITE : 0) | (allows(grants, site, log, 's') ? RIGHT_SIGNAL : 0);
 }
 
 /**
@@ -163,6 +163,7 @@ export function leaseLog(partition: Partition, session: number, shard: number, h
     epoch: partition.logs.columns.epoch[log],
     leader: leaderOf(partition, log),
     presence: presenceOf(partition, log),
+    first: partition.logs.columns.first[log]!,
   });
   // The reply waits for the commit of everything staged before it (a new log, a new writer
   // epoch, earlier writes), so the tail it reports is durable when the device sees it.
@@ -249,6 +250,7 @@ function attachLease(partition: Partition, session: number, sessionSlot: number,
   leases.nextOfSession[lease] = sessions.firstLease[sessionSlot]!;
   if (sessions.firstLease[sessionSlot] !== NO_SLOT) leases.previousOfSession[sessions.firstLease[sessionSlot]!] = lease;
   sessions.firstLease[sessionSlot] = lease;
+  markPresenceChanged(partition, log);
   return lease;
 }
 
@@ -277,6 +279,7 @@ export function detachLease(partition: Partition, lease: number): void {
   partition.rings.sessionCounters.decrement(partition.leases.key0[lease]!, COUNT_LEASES);
   leases.catchUpQueued[lease] = 0;
   partition.leases.remove(partition.leases.key0[lease]!, partition.leases.key1[lease]!);
+  markPresenceChanged(partition, log);
 }
 
 function deviceOfLease(partition: Partition, lease: number): string {
@@ -284,15 +287,53 @@ function deviceOfLease(partition: Partition, lease: number): string {
   return partition.deviceNames[partition.sessions.columns.device[sessionSlot]!]!;
 }
 
-function leaderOf(partition: Partition, log: number): string | null {
-  const first = partition.logs.columns.firstLease[log]!;
-  return first === NO_SLOT ? null : deviceOfLease(partition, first);
+/** An attached lease as devices see it: its handle (the address for signals) and device. */
+interface Attached {
+  handle: number;
+  device: string;
 }
 
-function presenceOf(partition: Partition, log: number): string[] {
-  const devices = new Set<string>();
+function attachedOf(partition: Partition, lease: number): Attached {
+  return { handle: partition.leases.key1[lease]!, device: deviceOfLease(partition, lease) };
+}
+
+/** The leader: the first lease still attached (attach order). */
+function leaderOf(partition: Partition, log: number): Attached | null {
+  const first = partition.logs.columns.firstLease[log]!;
+  return first === NO_SLOT ? null : attachedOf(partition, first);
+}
+
+function presenceOf(partition: Partition, log: number): Attached[] {
+  const attached: Attached[] = [];
   for (let lease = partition.logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = partition.leases.columns.nextOnLog[lease]!) {
-    devices.add(deviceOfLease(partition, lease));
+    attached.push(attachedOf(partition, lease));
   }
-  return [...devices];
+  return attached;
+}
+
+function markPresenceChanged(partition: Partition, log: number): void {
+  const logs = partition.logs.columns;
+  if (logs.presenceBatch[log] === partition.batch) return;
+  logs.presenceBatch[log] = partition.batch;
+  partition.presenceChanged.push(log);
+}
+
+/**
+ * One `_presence` per attached lease of each log whose attachments changed this batch
+ * (joins and leaves coalesced). Staged: a device learns a new handle only after that
+ * lease's own `_leased` was released, so a signal to it cannot overtake its lease reply.
+ */
+export function sendPresenceChanges(partition: Partition): void {
+  const changed = partition.presenceChanged;
+  for (let i = 0; i < changed.length; i++) {
+    const log = changed.items[i]!;
+    // A log removed since (never happens today: logs stay) or left empty has nobody to tell.
+    if (partition.logs.occupied[log] === 0 || partition.logs.columns.firstLease[log] === NO_SLOT) continue;
+    const payload = controlPayload({ presence: presenceOf(partition, log), leader: leaderOf(partition, log) });
+    const staging = partition.rings.staging;
+    for (let lease = partition.logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = partition.leases.columns.nextOnLog[lease]!) {
+      writePresence(staging.view, staging.bytes, reserveStagedFrame(partition, partition.leases.key0[lease]!, presenceBytes(payload)), partition.leases.key1[lease]!, payload);
+    }
+  }
+  changed.clear();
 }

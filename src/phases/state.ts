@@ -34,6 +34,7 @@ const LOG_SCHEMA = {
   releaseFirst: 'f64', // the position of the first entry released this batch
   tailers: 'u32',
   sampledCommitted: 'f64', // `committed` when the busiest logs were last sampled (metrics)
+  presenceBatch: 'u32', // the batch that last changed who is attached (one _presence per log per batch)
 } as const;
 
 // Lease table, keyed by (session, handle).
@@ -44,6 +45,7 @@ export const TAIL_LIVE = 2;
 export const TAIL_PAUSED = 3;
 export const RIGHT_READ = 1;
 export const RIGHT_WRITE = 2;
+export const RIGHT_SIGNAL = 4;
 const LEASE_SCHEMA = {
   logSlot: 'i32',
   writerSlot: 'i32',
@@ -140,6 +142,8 @@ export class Partition {
   readonly released = new SlotList(4096);
   readonly releasedNext = new SlotList(4096);
   readonly dirtyLogs = new SlotList(1024);
+  /** Logs whose attached leases changed this batch: each gets one `_presence` round. */
+  readonly presenceChanged = new SlotList(1024);
   // Leases whose tail reads the backlog from storage, a bounded amount per batch.
   catchUp = new SlotList(1024);
   catchUpNext = new SlotList(1024);

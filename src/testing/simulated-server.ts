@@ -77,7 +77,7 @@ export class SimulatedServer {
       this.partitions.push(partition);
     }
     // The fake IO thread never blocks: a full input ring means the workers must run.
-    this.router = new InputRouter(inputs, { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX }, sessionCounters, () => this.runBatch());
+    this.router = new InputRouter(inputs, { entryBytesMax: options.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX, signalBytesMax: DEFAULT_LIMITS.signalBytesMax }, sessionCounters, () => this.runBatch());
   }
 
   openSession(session: number, user: string, device: string, grants: Grant[]): void {

@@ -19,6 +19,7 @@ import {
   OP_LEASED,
   OP_NACKED,
   OP_REVOKED,
+  OP_PRESENCE,
   shardOf,
 } from '../net/protocol.js';
 import { MemoryStorage } from './memory-storage.js';
@@ -390,6 +391,8 @@ class Simulation {
         return this.entries(device, frame);
       case OP_REVOKED:
         return this.revoked(device, frame);
+      case OP_PRESENCE:
+        return this.presence(device, frame);
       case OP_ERROR:
         // After a revocation, ops already sent on the revoked leases find no handle.
         if (this.revokedSessions.has(device.session) && ERROR_NAMES[frame.word] === 'UNKNOWN_HANDLE') return;
@@ -397,6 +400,17 @@ class Simulation {
       default:
         return this.fail(`${device.name} got unexpected op ${frame.op}`);
     }
+  }
+
+  /** A `_presence` for a lease the device holds lists that lease, under this device. */
+  private presence(device: Device, frame: ServerFrame): void {
+    const log = this.logOfHandle(device, frame.a);
+    if (log === undefined) return; // released or lost since the frame was sent
+    const presence = frame.body?.presence as { handle: number; device: string }[] | undefined;
+    if (!presence?.some((attached) => attached.handle === frame.a && attached.device === device.name)) {
+      this.fail(`${device.name} got _presence for handle ${frame.a} that does not list it: ${JSON.stringify(frame.body)}`);
+    }
+    if (JSON.stringify(frame.body?.leader) !== JSON.stringify(presence![0])) this.fail(`${device.name}: the leader is not the first attached lease: ${JSON.stringify(frame.body)}`);
   }
 
   private revoked(device: Device, frame: ServerFrame): void {

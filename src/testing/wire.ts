@@ -14,6 +14,14 @@ import {
   OP_TAIL,
   OP_UNTAIL,
   OP_WRITE,
+  OP_SIGNAL,
+  OP_SIGNALED,
+  OP_JOIN,
+  OP_LEAVE,
+  OP_MUTE,
+  OP_UNMUTE,
+  OP_PUSH_SUBSCRIBE,
+  OP_PUSH_UNSUBSCRIBE,
   WRITE_HAS_AT,
   shardOf,
 } from '../net/protocol.js';
@@ -31,6 +39,9 @@ export interface ServerFrame {
   /** Decoded: entries of _entries, msgpack body of control frames. */
   entries?: Buffer[];
   body?: Record<string, unknown>;
+  /** Decoded _signal: the sender's device and the signal's bytes. */
+  device?: string;
+  data?: Buffer;
 }
 
 export function frame(op: number, headerLength: number, shard: number, fields: { flags?: number; word?: number; a?: number; b?: number; c?: number; position?: number }, payload: Uint8Array = new Uint8Array(0)): Buffer {
@@ -60,6 +71,13 @@ export const frames = {
   tail: (shard: number, handle: number, from: number, tailId = 0) => frame(OP_TAIL, 24, shard, { a: handle, b: tailId, position: from }),
   untail: (shard: number, handle: number) => frame(OP_UNTAIL, 8, shard, { a: handle }),
   release: (shard: number, handle: number) => frame(OP_RELEASE, 8, shard, { a: handle }),
+  signal: (shard: number, handle: number, toHandle: number, rid: number, data: Uint8Array) => frame(OP_SIGNAL, 16, shard, { a: handle, b: toHandle, c: rid }, data),
+  join: (site: string, rid: number) => frame(OP_JOIN, 8, 0, { a: rid }, pack({ site })),
+  leave: (site: string, rid: number) => frame(OP_LEAVE, 8, 0, { a: rid }, pack({ site })),
+  mute: (site: string, seconds: number, rid: number) => frame(OP_MUTE, 8, 0, { a: rid }, pack({ site, seconds })),
+  unmute: (site: string, rid: number) => frame(OP_UNMUTE, 8, 0, { a: rid }, pack({ site })),
+  pushSubscribe: (subscription: { endpoint: string; keys: { p256dh: string; auth: string } }, rid: number) => frame(OP_PUSH_SUBSCRIBE, 8, 0, { a: rid }, pack(subscription)),
+  pushUnsubscribe: (endpoint: string, rid: number) => frame(OP_PUSH_UNSUBSCRIBE, 8, 0, { a: rid }, pack({ endpoint })),
 };
 
 export function decodeFrames(message: Buffer): ServerFrame[] {
@@ -90,6 +108,9 @@ export function decodeFrames(message: Buffer): ServerFrame[] {
         decoded.entries.push(Buffer.from(payload.subarray(at + 4, at + 4 + length)));
         at += 4 + length;
       }
+    } else if (decoded.op === OP_SIGNALED) {
+      decoded.device = payload.subarray(0, decoded.c).toString('utf8');
+      decoded.data = Buffer.from(payload.subarray(decoded.c));
     } else if (payloadLength > 0) {
       decoded.body = unpack(payload) as Record<string, unknown>;
     }
