@@ -17,14 +17,22 @@ import {
   OP_NACKED,
   OP_OK,
   OP_REVOKED,
+  OP_PRESENCE,
+  OP_SIGNALED,
+  OP_JOIN,
+  OP_LEAVE,
+  OP_MUTE,
+  OP_UNMUTE,
+  OP_PUSH_SUBSCRIBE,
+  OP_PUSH_UNSUBSCRIBE,
 } from '../net/protocol.js';
 import { backoffDelay } from './backoff.js';
-import { attestFrame, connectFrame, decodeFrames, refreshFrame, type Frame } from './codec.js';
+import { attestFrame, connectFrame, decodeFrames, preferenceFrame, refreshFrame, type Frame } from './codec.js';
 import { errorFromPayload, TailgroveError } from './errors.js';
 import type { Link, Reply } from './link.js';
 import { Log } from './log.js';
 import { CONNECT_TIMEOUT_MS, openSocket, type FrameSocket } from './socket.js';
-import type { Client, ConnectOptions, LeasedLog, Session } from './types.js';
+import type { Client, ConnectOptions, LeasedLog, PushSubscriptionJSON, Session } from './types.js';
 
 // Token refusals: a new session cannot succeed unless the app hands out a new token.
 const TOKEN_ERRORS = new Set(['BAD_TOKEN', 'TOKEN_EXPIRED', 'REVOKED']);
@@ -47,6 +55,14 @@ interface Request {
   frame?: Uint8Array;
   /** An attest or refresh: a REVOKED answer is about the token it carries, not about the session. */
   credential?: boolean;
+}
+
+/** A notification preference (join, leave, mute, …) waiting for the server's `_ok`. */
+interface Preference {
+  op: number;
+  value: Record<string, unknown>;
+  resolve(): void;
+  reject(error: TailgroveError): void;
 }
 
 /** An attest() call waiting for the server's answer. */
@@ -88,6 +104,8 @@ export class TailgroveClient implements Client, Link {
   readonly #grants = new Map<string, number>();
   // attest() calls not yet answered: sent on the current session, or the next one.
   readonly #attests = new Set<Attest>();
+  // Preferences not yet answered: sent on the current session, again on the next one (each is idempotent).
+  readonly #preferences = new Set<Preference>();
   // RATE_LIMITED: request ids its refusals named, and the timer that sends everything again.
   readonly #rateLimitedRids = new Set<number>();
   #replayTimer: ReturnType<typeof setTimeout> | undefined;
@@ -138,6 +156,60 @@ export class TailgroveClient implements Client, Link {
       this.#attests.add(attest);
       if (this.#session) this.#sendAttest(attest);
     });
+  }
+
+  join(site: string): Promise<void> {
+    return this.#preference(OP_JOIN, { site });
+  }
+
+  leave(site: string): Promise<void> {
+    return this.#preference(OP_LEAVE, { site });
+  }
+
+  mute(site: string, seconds: number): Promise<void> {
+    if (!Number.isInteger(seconds) || seconds <= 0) return Promise.reject(new RangeError('mute(site, seconds): a positive integer number of seconds'));
+    return this.#preference(OP_MUTE, { site, seconds });
+  }
+
+  unmute(site: string): Promise<void> {
+    return this.#preference(OP_UNMUTE, { site });
+  }
+
+  subscribePush(subscription: PushSubscriptionJSON): Promise<void> {
+    const { endpoint, keys } = subscription;
+    return this.#preference(OP_PUSH_SUBSCRIBE, { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } });
+  }
+
+  unsubscribePush(endpoint: string): Promise<void> {
+    return this.#preference(OP_PUSH_UNSUBSCRIBE, { endpoint });
+  }
+
+  #preference(op: number, value: Record<string, unknown>): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise((resolve, reject) => {
+      const preference: Preference = { op, value, resolve, reject };
+      this.#preferences.add(preference);
+      if (this.#session) this.#sendPreference(preference);
+    });
+  }
+
+  #sendPreference(preference: Preference): void {
+    const rid = this.#control(
+      {
+        frame: () => {
+          this.forget(rid);
+          this.#preferences.delete(preference);
+          preference.resolve();
+        },
+        error: (error) => {
+          this.forget(rid);
+          this.#preferences.delete(preference);
+          preference.reject(error);
+        },
+      },
+      (rid) => preferenceFrame(preference.op, rid, preference.value),
+      false,
+    );
   }
 
   async close(): Promise<void> {
@@ -224,6 +296,7 @@ export class TailgroveClient implements Client, Link {
       else this.#grants.delete(grant);
     }
     for (const attest of this.#attests) this.#sendAttest(attest);
+    for (const preference of this.#preferences) this.#sendPreference(preference);
     for (const log of [...this.#logs.values()]) log.lease();
   }
 
@@ -412,6 +485,8 @@ export class TailgroveClient implements Client, Link {
     this.#handshake = undefined;
     for (const attest of this.#attests) attest.reject(error);
     this.#attests.clear();
+    for (const preference of this.#preferences) preference.reject(error);
+    this.#preferences.clear();
     for (const log of [...this.#logs.values()]) log.fail(error);
     const socket = this.#socket;
     this.#socket = undefined;
@@ -458,6 +533,12 @@ export class TailgroveClient implements Client, Link {
         break;
       case OP_REVOKED:
         this.#onRevoked(frame);
+        break;
+      case OP_PRESENCE:
+        this.#handles.get(frame.a)?.onPresenceFrame(frame);
+        break;
+      case OP_SIGNALED:
+        this.#handles.get(frame.a)?.onSignalFrame(frame);
         break;
       // Ops newer than this client are skipped (docs/PROTOCOL.md, "Versioning").
     }

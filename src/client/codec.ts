@@ -24,6 +24,7 @@ import {
   OP_TAIL,
   OP_UNTAIL,
   OP_WRITE,
+  OP_SIGNAL,
   PREFIX_HEADER_LENGTH,
   PREFIX_PAYLOAD_LENGTH,
   PREFIX_SHARD,
@@ -176,4 +177,22 @@ export function untailFrame(shard: number, handle: number): Uint8Array {
 
 export function releaseFrame(shard: number, handle: number): Uint8Array {
   return encodeFrame(OP_RELEASE, shard, { a: handle });
+}
+
+/** A signal to the lease `toHandle` attached to the same log; answered by `_ok` or `_error` with `rid`. */
+export function signalFrame(shard: number, handle: number, toHandle: number, rid: number, data: Uint8Array): Uint8Array {
+  return encodeFrame(OP_SIGNAL, shard, { a: handle, b: toHandle, c: rid }, data);
+}
+
+/** A notification preference of the session's user (join, leave, mute, unmute, push subscribe/unsubscribe). */
+export function preferenceFrame(op: number, rid: number, value: Record<string, unknown>): Uint8Array {
+  return encodeFrame(op, 0, { a: rid }, pack(value));
+}
+
+const utf8 = new TextDecoder();
+
+/** A `_signal`'s sender device and bytes. */
+export function decodeSignal(frame: Frame): { device: string; data: Uint8Array } {
+  if (frame.c > frame.payload.byteLength) throw new RangeError('signal device length runs past the payload');
+  return { device: utf8.decode(frame.payload.subarray(0, frame.c)), data: frame.payload.subarray(frame.c) };
 }

@@ -6,7 +6,7 @@ import type { Client, ConnectOptions } from './types.js';
 
 export { TailgroveError } from './errors.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export type { AppendOptions, Client, ConnectOptions, Entry, LeasedLog, Session, Tail, TailOptions, WriterEpochStore } from './types.js';
+export type { AppendOptions, Attached, Client, ConnectOptions, Entry, LeasedLog, PushSubscriptionJSON, Session, Signal, Tail, TailOptions, WriterEpochStore } from './types.js';
 
 /** Connect to a tailgrove server; resolves once the first session is open. Later drops reconnect on their own. */
 export async function connect(url: string, options: ConnectOptions): Promise<Client> {

@@ -4,17 +4,18 @@
 import { unpack } from 'msgpackr';
 import { READ_LIMIT_MAX, SHARD_COUNT } from '../constants.js';
 import { ENTRIES_CAUGHT_UP, ENTRIES_READ_END, shardOf } from '../net/protocol.js';
-import { decodeEntries, leaseFrame, readFrame, releaseFrame, untailFrame, type Frame } from './codec.js';
+import { decodeEntries, decodeSignal, leaseFrame, readFrame, releaseFrame, signalFrame, untailFrame, type Frame } from './codec.js';
+import { callSafely } from './call-safely.js';
 import { TailgroveError } from './errors.js';
 import type { Attachment, Link } from './link.js';
 import { TailStream } from './tail.js';
-import type { AppendOptions, Entry, LeasedLog, Tail, TailOptions } from './types.js';
+import type { AppendOptions, Attached, Entry, LeasedLog, Signal, Tail, TailOptions } from './types.js';
 import { Writer } from './writer.js';
 
 interface LeaseInfo {
   epoch: number;
-  leader: string | null;
-  presence: string[];
+  leader: Attached | null;
+  presence: Attached[];
 }
 
 interface PendingRead {
@@ -42,8 +43,8 @@ export class Log implements LeasedLog, Attachment {
   handle = 0;
   position = 0;
   epoch = 0;
-  leader: string | null = null;
-  presence: readonly string[] = [];
+  leader: Attached | null = null;
+  presence: readonly Attached[] = [];
   attached = false;
   /** Settles with the first lease. */
   readonly ready: Promise<Log>;
@@ -53,6 +54,8 @@ export class Log implements LeasedLog, Attachment {
   #leasedOnce = false;
   #failed: TailgroveError | undefined;
   #settleReady!: (error?: TailgroveError) => void;
+  readonly #presenceListeners = new Set<(presence: readonly Attached[], leader: Attached | null) => void>();
+  readonly #signalListeners = new Set<(signal: Signal) => void>();
 
   constructor(link: Link, site: string, name: string, writerEpoch: number | undefined) {
     this.link = link;
@@ -93,6 +96,56 @@ export class Log implements LeasedLog, Attachment {
     this.#tail = tail;
     tail.start();
     return tail;
+  }
+
+  get isLeader(): boolean {
+    return this.attached && this.leader?.handle === this.handle;
+  }
+
+  onPresence(callback: (presence: readonly Attached[], leader: Attached | null) => void): () => void {
+    this.#presenceListeners.add(callback);
+    return () => this.#presenceListeners.delete(callback);
+  }
+
+  onSignal(callback: (signal: Signal) => void): () => void {
+    this.#signalListeners.add(callback);
+    return () => this.#signalListeners.delete(callback);
+  }
+
+  signal(toHandle: number, data: Uint8Array): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (!this.attached) return Promise.reject(new TailgroveError('DISCONNECTED', `${this.site}/${this.name} is not leased right now (reconnecting): handles change with the session`));
+    if (!Number.isInteger(toHandle) || toHandle < 0 || toHandle > 0xffffffff) return Promise.reject(new RangeError('signal(toHandle) takes a handle from the presence'));
+    return new Promise((resolve, reject) => {
+      const rid = this.link.request({
+        frame: () => {
+          this.link.forget(rid);
+          resolve();
+        },
+        error: (error) => {
+          this.link.forget(rid);
+          reject(error);
+        },
+      });
+      this.link.send(signalFrame(this.shard, this.handle, toHandle, rid, data));
+    });
+  }
+
+  onPresenceFrame(frame: Frame): void {
+    const info = unpack(frame.payload) as { presence: Attached[]; leader: Attached | null };
+    this.#setPresence(info.presence, info.leader);
+  }
+
+  onSignalFrame(frame: Frame): void {
+    const { device, data } = decodeSignal(frame);
+    const signal: Signal = { from: frame.b, device, data };
+    for (const listener of this.#signalListeners) callSafely(() => listener(signal));
+  }
+
+  #setPresence(presence: Attached[], leader: Attached | null): void {
+    this.presence = presence;
+    this.leader = leader;
+    for (const listener of this.#presenceListeners) callSafely(() => listener(presence, leader));
   }
 
   release(): void {
@@ -193,10 +246,9 @@ export class Log implements LeasedLog, Attachment {
     this.handle = handle;
     this.position = frame.position;
     this.epoch = info.epoch;
-    this.leader = info.leader;
-    this.presence = info.presence;
     this.attached = true;
     this.link.bind(handle, this);
+    this.#setPresence(info.presence, info.leader);
     this.link.leased(this, frame.c);
     if (this.#leasedOnce) {
       this.#writer.resume();

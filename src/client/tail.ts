@@ -3,6 +3,7 @@
 // (after a reconnect) — the server's stream restarts, the caller's does not.
 import { ENTRIES_CAUGHT_UP, ENTRIES_TRIMMED } from '../net/protocol.js';
 import { decodeEntries, tailFrame, type Frame } from './codec.js';
+import { callSafely } from './call-safely.js';
 import type { Attachment } from './link.js';
 import type { Entry, Tail, TailOptions } from './types.js';
 
@@ -88,17 +89,5 @@ export class TailStream implements Tail {
     if (!this.#open) return;
     this.#open = false;
     this.#onClose();
-  }
-}
-
-// A throwing callback must not abort the frames that follow it in the same message; its
-// error is rethrown on its own, where the host reports uncaught errors.
-function callSafely(callback: () => void): void {
-  try {
-    callback();
-  } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
   }
 }

@@ -43,6 +43,14 @@ export interface Session {
   expiresAt: number;
   entryBytesMax: number;
   shardCount: number;
+  /** The server's VAPID public key (base64url): `applicationServerKey` for `pushManager.subscribe`. Absent when Web Push is off. */
+  pushPublicKey?: string;
+}
+
+/** A Web Push subscription as browsers give it (`PushSubscription.toJSON()`). */
+export interface PushSubscriptionJSON {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
 }
 
 export interface Client {
@@ -56,8 +64,34 @@ export interface Client {
    * (BAD_TOKEN, TOKEN_EXPIRED, REVOKED, FORBIDDEN when bound to another user or device).
    */
   attest(grantToken: string): Promise<{ expiresAt: number }>;
+  /**
+   * Offline notifications for the user (every device of it): while none of the user's devices
+   * is connected, changes to the site's logs are notified through Web Push and the webhook.
+   * Needs a read grant on the site. Persisted by the server; resent after a reconnect.
+   */
+  join(site: string): Promise<void>;
+  leave(site: string): Promise<void>;
+  /** No notifications for the site for `seconds` (the membership stays). */
+  mute(site: string, seconds: number): Promise<void>;
+  unmute(site: string): Promise<void>;
+  /** Register this device's Web Push subscription (`session.pushPublicKey` is the key to subscribe with). */
+  subscribePush(subscription: PushSubscriptionJSON): Promise<void>;
+  unsubscribePush(endpoint: string): Promise<void>;
   /** Close the connection; pending appends, reads and leases reject with code CLOSED. */
   close(): Promise<void>;
+}
+
+/** A lease attached to a log, as other devices see it: `handle` is where signals go. */
+export interface Attached {
+  handle: number;
+  device: string;
+}
+
+export interface Signal {
+  /** The sender's handle (answer to it with `signal(from, …)`). */
+  from: number;
+  device: string;
+  data: Uint8Array;
 }
 
 export interface AppendOptions {
@@ -97,8 +131,23 @@ export interface LeasedLog {
   readonly position: number;
   /** Fixed at the log's creation; a change means the log was lost and recreated. */
   readonly epoch: number;
-  readonly leader: string | null;
-  readonly presence: readonly string[];
+  /** The first attached lease (attach order): when it leaves, the next one leads. */
+  readonly leader: Attached | null;
+  /** Whether this lease leads. */
+  readonly isLeader: boolean;
+  /** Who is attached, in attach order (this lease included), as of the latest `_presence`. */
+  readonly presence: readonly Attached[];
+  /** Called with the new presence and leader whenever devices attach or leave (coalesced per server batch). Returns an unsubscribe function. */
+  onPresence(callback: (presence: readonly Attached[], leader: Attached | null) => void): () => void;
+  /**
+   * Send bytes to another lease attached to this log (e.g. a WebRTC offer). Resolves once
+   * the server relayed it; rejects with NOT_ATTACHED when `toHandle` is not attached, FORBIDDEN
+   * without the signal right, TOO_LARGE over the server's signalBytesMax, DISCONNECTED while
+   * reconnecting (handles change with the session: take them from the next presence).
+   */
+  signal(toHandle: number, data: Uint8Array): Promise<void>;
+  /** Signals sent to this lease. Returns an unsubscribe function. */
+  onSignal(callback: (signal: Signal) => void): () => void;
   /** Resolves with the entry's position once it is durable; exactly once across reconnects. */
   append(data: Uint8Array, options?: AppendOptions): Promise<number>;
   /** Up to `limit` committed entries from `from`; fewer when the log ends first. */
