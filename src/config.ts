@@ -42,6 +42,18 @@ export interface Config {
   retentionIntervalMs: number;
   /** Most entries trimmed per log per sweep. */
   retentionBatchEntries: number;
+  /** Offline notifications (docs/NOTIFICATIONS.md). */
+  notifications: {
+    enabled: boolean;
+    intervalMs: number;
+    perUserPerHour: number;
+    webPush: boolean;
+    pushSubject: string;
+    pushTtlSeconds: number;
+    pushCaFile: string | undefined;
+    webhookUrl: string | undefined;
+    webhookSecret: string | undefined;
+  };
   /** The config file read, if any. */
   configFile: string | undefined;
 }
@@ -116,6 +128,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     if (option.option.limit !== undefined) limits[option.option.limit] = resolved[option.key] as number;
   }
   const values = resolved as OptionValues;
+  if ((values.webhookUrl === undefined) !== (values.webhookSecret === undefined)) {
+    throw new ConfigError('config: webhookUrl and webhookSecret go together: receivers check the signature made with the secret');
+  }
   return {
     host: values.host,
     port: values.port,
@@ -138,6 +153,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       maxAgeSeconds: values.retentionMaxAgeSeconds,
     }),
     retentionIntervalMs: values.retentionIntervalMs,
+    notifications: {
+      enabled: values.notifications,
+      intervalMs: values.notifyIntervalMs,
+      perUserPerHour: values.notifyPerUserPerHour,
+      webPush: values.webPush,
+      pushSubject: values.pushSubject,
+      pushTtlSeconds: values.pushTtlSeconds,
+      pushCaFile: values.pushCaFile,
+      webhookUrl: values.webhookUrl,
+      webhookSecret: values.webhookSecret,
+    },
     retentionBatchEntries: values.retentionBatchEntries,
     configFile: values.config,
   };
@@ -148,7 +174,9 @@ const REDACTED = '[redacted]';
 /** The config as plain JSON data for the startup log, secrets redacted (their key ids kept). */
 export function effectiveConfig(config: Config): Record<string, unknown> {
   const secrets = Object.fromEntries(Object.keys(config.secrets).map((kid) => [kid, REDACTED]));
-  return JSON.parse(JSON.stringify({ ...config, secret: config.secret === undefined ? undefined : REDACTED, secrets })) as Record<string, unknown>;
+  const redact = (value: string | undefined): string | undefined => (value === undefined ? undefined : REDACTED);
+  const notifications = { ...config.notifications, webhookSecret: redact(config.notifications.webhookSecret) };
+  return JSON.parse(JSON.stringify({ ...config, secret: redact(config.secret), secrets, notifications })) as Record<string, unknown>;
 }
 
 /** The verifier's keys: the main secret under the default key id, plus the rotation secrets. */

@@ -62,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
       statusPage: config.statusPage,
       metrics: config.metrics,
       retention: { rules: config.retention, intervalMs: config.retentionIntervalMs, batchEntries: config.retentionBatchEntries },
+      notifications: config.notifications.enabled ? config.notifications : undefined,
       onListening: (port) => logger.info({ port }, `listening on ${config.host}:${port}, recovering`),
       onFatal: (error) => {
         logger.fatal({ err: error }, `tailgrove: fatal: ${error.message}`);

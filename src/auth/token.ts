@@ -182,6 +182,20 @@ function siteMatches(pattern: string, site: string): boolean {
   return pattern === site;
 }
 
+/**
+ * The log-name prefixes `grants` give `right` on within `site`: null when some grant covers
+ * every log of the site, undefined when none gives the right there at all.
+ */
+export function logPrefixesWith(grants: readonly Grant[], site: string, right: Right): string[] | null | undefined {
+  let prefixes: string[] | undefined;
+  for (const grant of grants) {
+    if (!grant.rights.includes(right) || !siteMatches(grant.site, site)) continue;
+    if (grant.logs === undefined) return null;
+    prefixes = [...(prefixes ?? []), ...grant.logs];
+  }
+  return prefixes;
+}
+
 /** Whether `grants` give `right` on log `log` of `site`. */
 export function allows(grants: readonly Grant[], site: string, log: string, right: Right): boolean {
   for (const grant of grants) {

@@ -84,6 +84,15 @@ export const OPTIONS = {
   socketBufferedBytesMax: limit('socketBufferedBytesMax', 65_536, 1 << 30, 'bytes buffered per socket before its tails pause'),
   clockSkewSeconds: limit('clockSkewSeconds', 0, 3600, 'tolerance for token exp/nbf/iat'),
   signalBytesMax: limit('signalBytesMax', 1, 1 << 20, 'largest signal payload in bytes (WebRTC offers, answers, ICE candidates)'),
+  notifications: option(boolean, true, 'offline notifications: members of a site with no device connected hear of its changes', { heading: 'Notifications (docs/NOTIFICATIONS.md)' }),
+  notifyIntervalMs: option(integer(100, 3_600_000), 2000, 'changes are coalesced per user over this interval'),
+  notifyPerUserPerHour: option(integer(1, 1_000_000), 120, 'most notifications per user per hour; more are dropped'),
+  webPush: option(boolean, true, 'send notifications through Web Push (VAPID keys are generated into <data>/vapid.json)'),
+  pushSubject: option(text('<url>', 'a mailto: or https: URL', (value) => /^(mailto:|https:\/\/)/.test(value)), 'mailto:tailgrove@localhost', 'VAPID subject: where push services can reach the operator'),
+  pushTtlSeconds: option(integer(0, 2_419_200), 86_400, 'how long a push service keeps a notification for an offline device'),
+  pushCaFile: option<string | undefined>(text('<file>'), undefined, 'PEM file of extra CAs for push services behind a private CA', { emptyEnvIsUnset: true }),
+  webhookUrl: option<string | undefined>(text('<url>', 'an http: or https: URL', (value) => /^https?:\/\//.test(value)), undefined, 'POST each notification here (docs/WEBHOOKS.md)', { emptyEnvIsUnset: true }),
+  webhookSecret: option<string | undefined>(secret, undefined, 'HMAC secret of the webhook signature (required with --webhook-url)', { emptyEnvIsUnset: true }),
 };
 
 export type OptionKey = keyof typeof OPTIONS;

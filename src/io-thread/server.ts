@@ -49,6 +49,8 @@ import { StatusSampler } from '../metrics/status-sampler.js';
 import type { StatusSnapshot } from '../metrics/status.js';
 import { registerHttpRoutes } from './http-routes.js';
 import { Retention } from '../retention/retention.js';
+import { Notifications, type NotificationOptions } from '../notify/notifications.js';
+import { PreferenceOps } from './preference-ops.js';
 import type { RetentionRule } from '../retention/rules.js';
 import { registerStatusPage } from './status-page.js';
 
@@ -68,6 +70,8 @@ export interface ServerOptions {
   /** Serve `GET /metrics`. */
   metrics: boolean;
   retention: { rules: RetentionRule[]; intervalMs: number; batchEntries: number };
+  /** Offline notifications; undefined: off. */
+  notifications: Omit<NotificationOptions, 'dataDir'> | undefined;
   /** Called once the port listens (recovery runs after it). */
   onListening?: (port: number) => void;
 }
@@ -107,6 +111,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     workerCount: options.workers,
     limits,
     slowBatchMs: options.slowBatchMs,
+    reportAdvances: options.notifications !== undefined,
     onFatal: options.onFatal,
   });
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));
@@ -144,7 +149,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     router.publish();
     workDoorbell.ring();
   };
-  const control = new SessionControl<Socket>(sessions, { router, publish: publishInput, verify, revocations, entryBytesMax: limits.entryBytesMax, clockSkewSeconds: limits.clockSkewSeconds });
+  const logNames = new LogNames(store);
+  // The session control is made below; the notifier asks it who is online.
+  let isOnline: (user: string) => boolean = () => false;
+  const notifications =
+    options.notifications === undefined
+      ? undefined
+      : await Notifications.start({ ...options.notifications, dataDir: options.dataDir }, store, logNames, (user) => isOnline(user), options.logger);
+  const control = new SessionControl<Socket>(sessions, {
+    router,
+    publish: publishInput,
+    verify,
+    revocations,
+    entryBytesMax: limits.entryBytesMax,
+    clockSkewSeconds: limits.clockSkewSeconds,
+    preferenceOps: new PreferenceOps({ preferences: notifications?.preferences, webPush: notifications?.pushPublicKey !== undefined }),
+    pushPublicKey: notifications?.pushPublicKey,
+  });
+  isOnline = (user) => control.isOnline(user);
+  const advances = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.advances));
 
   function pauseTails(ws: Socket): void {
     const connection = ws.getUserData();
@@ -289,6 +312,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!running) return;
     const seen = outputDoorbell.sequence();
     drain.drainAll();
+    notifications?.drain(advances);
     const waiting = outputDoorbell.waitAsync(seen, 1000);
     if (waiting === undefined) setImmediate(waitForOutput);
     else void waiting.then(waitForOutput);
@@ -305,7 +329,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const statusSampler = new StatusSampler({
     pipeline: pipelineMetrics,
     io: ioMetrics,
-    names: new LogNames(store),
+    names: logNames,
     connections,
     sessions: sessionCount,
     ready: isReady,
@@ -345,7 +369,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await pipeline.stop();
       running = false;
       drain.drainAll();
+      notifications?.drain(advances);
       for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
+      await notifications?.close();
       await store.root.close();
     },
   };

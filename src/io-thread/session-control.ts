@@ -22,6 +22,7 @@ import {
 import { INPUT_SESSION_GRANTS, INPUT_SESSION_REVOKE } from '../net/records.js';
 import { clearConnectionTimers, NOT_CONNECTED, sessionGrants, timerAt, type Connection } from './connection.js';
 import { connectedFrame, errorFrame, okFrame } from './control-frames.js';
+import type { PreferenceOps } from './preference-ops.js';
 import type { InputRouter } from './router.js';
 import type { SessionRegistry } from './sessions.js';
 
@@ -39,6 +40,10 @@ export interface SessionControlOptions {
   revocations: Revocations;
   entryBytesMax: number;
   clockSkewSeconds: number;
+  /** Notification preferences (join, leave, mute, unmute, push subscriptions). */
+  preferenceOps: PreferenceOps<ControlledSocket>;
+  /** The VAPID public key devices subscribe with; undefined when Web Push is off. */
+  pushPublicKey: string | undefined;
 }
 
 function nowSeconds(): number {
@@ -70,6 +75,8 @@ function tokenErrorCode(error: TokenRejected): number {
 export class SessionControl<Socket extends ControlledSocket> {
   private readonly options: SessionControlOptions;
   private readonly registry: SessionRegistry<Socket>;
+  /** Connected sessions per user: a user with none is offline (notifications). */
+  private readonly sessionsByUser = new Map<string, number>();
 
   constructor(registry: SessionRegistry<Socket>, options: SessionControlOptions) {
     this.registry = registry;
@@ -99,11 +106,29 @@ export class SessionControl<Socket extends ControlledSocket> {
     this.armExpiry(ws, claims);
     this.options.router.openSession(session, pack([claims.sub, claims.device, sessionGrants(connection)]));
     this.options.publish();
-    ws.send(connectedFrame(rid, { session, user: claims.sub, device: claims.device, expiresAt: claims.exp, entryBytesMax: this.options.entryBytesMax, shardCount: SHARD_COUNT }), true);
+    this.sessionsByUser.set(claims.sub, (this.sessionsByUser.get(claims.sub) ?? 0) + 1);
+    const { pushPublicKey } = this.options;
+    ws.send(
+      connectedFrame(rid, {
+        session,
+        user: claims.sub,
+        device: claims.device,
+        expiresAt: claims.exp,
+        entryBytesMax: this.options.entryBytesMax,
+        shardCount: SHARD_COUNT,
+        ...(pushPublicKey === undefined ? {} : { pushPublicKey }),
+      }),
+      true,
+    );
     return true;
   }
 
-  /** A session op on a connected socket (connect again, attest, refresh). */
+  /** Whether any device of `user` is connected. */
+  isOnline(user: string): boolean {
+    return this.sessionsByUser.has(user);
+  }
+
+  /** A session op on a connected socket (connect again, attest, refresh, the user's notification preferences). */
   sessionOp(ws: Socket, bytes: Uint8Array, offset: number, op: number): void {
     const rid = readUint32(bytes, offset + PREFIX_BYTES + HEADER_A);
     if (op === OP_CONNECT) {
@@ -112,6 +137,8 @@ export class SessionControl<Socket extends ControlledSocket> {
       this.refresh(ws, bytes, offset, rid);
     } else if (op === OP_ATTEST) {
       this.attest(ws, bytes, offset, rid);
+    } else {
+      this.options.preferenceOps.handle(ws, bytes, offset, op);
     }
   }
 
@@ -227,6 +254,10 @@ export class SessionControl<Socket extends ControlledSocket> {
   closed(connection: Connection): void {
     clearConnectionTimers(connection);
     if (connection.session === NOT_CONNECTED) return;
+    const user = connection.claims!.sub;
+    const sessions = (this.sessionsByUser.get(user) ?? 1) - 1;
+    if (sessions === 0) this.sessionsByUser.delete(user);
+    else this.sessionsByUser.set(user, sessions);
     this.registry.close(connection.session);
     this.options.router.closeSession(connection.session);
     this.options.publish();

@@ -1,9 +1,10 @@
-// The LMDB environment: one file, six databases. Opened by the disk thread (the only
+// The LMDB environment: one file, nine databases. Opened by the disk thread (the only
 // writer) and by every worker (readers: history reads, tail catch-up, recovery).
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { join } from 'node:path';
 import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, entryBytesBefore, entryKeyPosition, writeEntryKey } from './keys.js';
 import type { Revocation } from '../auth/revocations.js';
+import type { MembershipRecord, PushSubscriptionStored } from '../notify/preferences.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
 
 export interface Store {
@@ -16,6 +17,10 @@ export interface Store {
   trims: Database<[number, number], number>;
   /** Written by the IO thread only (admin revocations); src/auth/revocations.ts. */
   revocations: Database<Revocation, string>;
+  /** Notification preferences, written by the IO thread only (src/notify/preferences.ts). */
+  memberships: Database<MembershipRecord, [string, string]>;
+  mutes: Database<number, [string, string]>;
+  pushSubscriptions: Database<PushSubscriptionStored, [string, string]>;
 }
 
 // LMDB reserves the address space up front; 64 GiB of it costs nothing until used.
@@ -24,7 +29,7 @@ const MAP_SIZE = 64 * 2 ** 30;
 export function openStore(dataDir: string): Store {
   const root = open({
     path: join(dataDir, 'tailgrove.lmdb'),
-    maxDbs: 8,
+    maxDbs: 16,
     mapSize: MAP_SIZE,
     // A commit returns only once it is on disk: acks follow commits, so they follow fsync.
     overlappingSync: false,
@@ -38,6 +43,9 @@ export function openStore(dataDir: string): Store {
     logs: root.openDB<[number, number], string>({ name: 'logs', encoding: 'msgpack' }),
     trims: root.openDB<[number, number], number>({ name: 'trims', encoding: 'msgpack' }),
     revocations: root.openDB<Revocation, string>({ name: 'revocations', encoding: 'msgpack' }),
+    memberships: root.openDB<MembershipRecord, [string, string]>({ name: 'memberships', encoding: 'msgpack' }),
+    mutes: root.openDB<number, [string, string]>({ name: 'mutes', encoding: 'msgpack' }),
+    pushSubscriptions: root.openDB<PushSubscriptionStored, [string, string]>({ name: 'push-subscriptions', encoding: 'msgpack' }),
   };
 }
 

@@ -20,3 +20,9 @@ export const OUTPUT_FRAMES = 8;
 export const DELETION_LOG_ID = 0;
 export const DELETION_TRIM_TO = 8;
 export const DELETION_RECORD_BYTES = 16;
+
+// Advances ring (worker → IO thread): a log's committed length grew this batch (one record
+// per log per batch), for offline notifications. [u32 logId][u32 unused][f64 length]
+export const ADVANCE_LOG_ID = 0;
+export const ADVANCE_LENGTH = 8;
+export const ADVANCE_RECORD_BYTES = 16;

@@ -49,5 +49,6 @@ export function runBatch(partition: Partition): BatchResult {
   result.output = partition.rings.output.unpublishedBytes;
   partition.rings.staging.publish();
   partition.rings.output.publish();
+  partition.rings.advances.publish();
   return result;
 }

@@ -21,6 +21,7 @@ import {
   WRITE_SESSION,
 } from '../log/staging.js';
 import { NACK_AT_MISMATCH } from '../net/protocol.js';
+import { ADVANCE_LENGTH, ADVANCE_LOG_ID, ADVANCE_RECORD_BYTES } from '../net/records.js';
 import { copyRingBytes } from '../ring/ring.js';
 import { ENTRIES_HEADER_BYTES, ENTRY_LENGTH_BYTES, writeEntriesHeader } from '../net/server-frames.js';
 import { reserveOutput, sendAcked, sendFrame, sendNacked } from './output.js';
@@ -47,8 +48,26 @@ export function releaseCommitted(partition: Partition): number {
     records++;
   }
   pushReleased(partition);
+  reportAdvances(partition);
   staging.release();
   return records;
+}
+
+/** One record per log that grew: its id and committed length (the IO thread's notifier reads them). */
+function reportAdvances(partition: Partition): void {
+  const ring = partition.rings.advances;
+  const logs = partition.logs;
+  for (let i = 0; i < partition.advancedLogs.length; i++) {
+    const log = partition.advancedLogs.items[i]!;
+    let offset = ring.reserve(ADVANCE_RECORD_BYTES);
+    while (offset < 0) {
+      partition.rings.advancesFull();
+      offset = ring.reserve(ADVANCE_RECORD_BYTES);
+    }
+    ring.view.setUint32(offset + ADVANCE_LOG_ID, logs.key0[log]!, true);
+    ring.view.setFloat64(offset + ADVANCE_LENGTH, logs.columns.committed[log]!, true);
+  }
+  partition.advancedLogs.clear();
 }
 
 function releaseWrite(partition: Partition, offset: number): void {
@@ -67,6 +86,10 @@ function releaseWrite(partition: Partition, offset: number): void {
   invariant(logs.columns.committed[log] === outcome, 'entries commit in position order');
   logs.columns.committed[log] = outcome + 1;
   partition.stats[STAT_APPENDS]!++;
+  if (partition.config.reportAdvances && logs.columns.advancedBatch[log] !== partition.batch) {
+    logs.columns.advancedBatch[log] = partition.batch;
+    partition.advancedLogs.push(log);
+  }
   sendAcked(partition, session, handle, lsn, outcome);
   if (logs.columns.tailers[log] === 0) return;
   const index = partition.released.push(offset);

@@ -35,6 +35,7 @@ const LOG_SCHEMA = {
   tailers: 'u32',
   sampledCommitted: 'f64', // `committed` when the busiest logs were last sampled (metrics)
   presenceBatch: 'u32', // the batch that last changed who is attached (one _presence per log per batch)
+  advancedBatch: 'u32', // the batch that last reported this log's growth (one advance record per log per batch)
 } as const;
 
 // Lease table, keyed by (session, handle).
@@ -90,6 +91,8 @@ export interface PartitionConfig {
   workerCount: number;
   /** Mixed into new log epochs, so a log recreated after data loss gets a new epoch. */
   incarnation: number;
+  /** Report logs that advanced (advances ring): on when offline notifications are. */
+  reportAdvances: boolean;
   limits: PartitionLimits;
 }
 
@@ -106,12 +109,16 @@ export interface PartitionRings {
   peerInput: Ring;
   /** Retention's trims, from the IO thread (the io-deletions input). */
   deletions: Ring;
+  /** Logs whose committed length grew, to the IO thread (offline notifications). */
+  advances: Ring;
   output: Ring;
   staging: Ring;
   /** The disk thread's COMMITTED_POSITION word for this worker's staging ring. */
   stagingControl: Int32Array;
   /** Called when the output ring is full: return once the consumer has made room. */
   outputFull: () => void;
+  /** Called when the advances ring is full: return once the IO thread has made room. */
+  advancesFull: () => void;
   /** Called when the staging ring is full: return once a commit was released (see batch.ts). */
   stagingFull: () => void;
   /** Leases and tails per session, shared by all workers (src/workers/session-counters.ts). */
@@ -142,6 +149,8 @@ export class Partition {
   readonly released = new SlotList(4096);
   readonly releasedNext = new SlotList(4096);
   readonly dirtyLogs = new SlotList(1024);
+  /** Logs whose committed length grew in this batch's release (reported once each). */
+  readonly advancedLogs = new SlotList(1024);
   /** Logs whose attached leases changed this batch: each gets one `_presence` round. */
   readonly presenceChanged = new SlotList(1024);
   // Leases whose tail reads the backlog from storage, a bounded amount per batch.

@@ -198,6 +198,13 @@ export class Ring {
     Atomics.store(this.control, PRODUCER_WAITING, 0);
   }
 
+  /** Consumer: read past everything published and free it (a consumer that only discards). */
+  skipAll(): void {
+    this.refresh();
+    while (this.peek() >= 0) this.advance();
+    this.release();
+  }
+
   /** Bytes published and not yet released: how full the ring is. */
   occupancy(): number {
     return ((Atomics.load(this.control, WRITE_POSITION) & POSITION_MASK) - (Atomics.load(this.control, READ_POSITION) & POSITION_MASK)) & POSITION_MASK;

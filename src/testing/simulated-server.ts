@@ -47,16 +47,18 @@ export class SimulatedServer {
     const sessionCounters = new SessionCounters(createSessionCounters());
     for (let workerIndex = 0; workerIndex < options.workerCount; workerIndex++) {
       const buffers = createWorkerBuffers(options.inputRingBytes, options.outputRingBytes, options.stagingRingBytes);
-      const { input, peerInput, deletions, output, staging } = openWorkerRings(buffers);
+      const { input, peerInput, deletions, advances, output, staging } = openWorkerRings(buffers);
       const stagingControl = new Int32Array(buffers.stagingControl);
       inputs.push(input);
       this.diskReaders.push(new Ring(buffers.arena, buffers.staging));
+      const advancesReader = new Ring(buffers.arena, buffers.advances);
       const partition: Partition = new Partition(
-        { workerIndex, workerCount: options.workerCount, incarnation: options.incarnation, limits: { ...DEFAULT_LIMITS, ...options.limits } },
+        { workerIndex, workerCount: options.workerCount, incarnation: options.incarnation, limits: { ...DEFAULT_LIMITS, ...options.limits }, reportAdvances: true },
         {
           input,
           peerInput,
           deletions,
+          advances,
           output,
           staging,
           stagingControl,
@@ -64,6 +66,11 @@ export class SimulatedServer {
           outputFull: () => {
             output.publish();
             this.deliver(output);
+          },
+          // No notifier here: the reports are produced (their path runs) and discarded.
+          advancesFull: () => {
+            advances.publish();
+            advancesReader.skipAll();
           },
           stagingFull: () => {
             staging.publish();

@@ -28,6 +28,7 @@ export const CONTROL_INT32S = 16;
 
 const PEER_INPUT_RING_BYTES = 4096;
 const DELETIONS_RING_BYTES = 64 << 10;
+const ADVANCES_RING_BYTES = 256 << 10;
 
 /** One worker's rings, laid out in one arena so entry copies between them allocate nothing. */
 export interface WorkerBuffers {
@@ -35,6 +36,7 @@ export interface WorkerBuffers {
   input: RingRegion;
   peerInput: RingRegion;
   deletions: RingRegion;
+  advances: RingRegion;
   output: RingRegion;
   staging: RingRegion;
   stagingControl: SharedArrayBuffer;
@@ -44,19 +46,21 @@ export interface WorkerRings {
   input: Ring;
   peerInput: Ring;
   deletions: Ring;
+  advances: Ring;
   output: Ring;
   staging: Ring;
 }
 
 export function createWorkerBuffers(inputBytes: number, outputBytes: number, stagingBytes: number): WorkerBuffers {
-  const { buffer, regions } = createRingArena([inputBytes, PEER_INPUT_RING_BYTES, DELETIONS_RING_BYTES, outputBytes, stagingBytes]);
+  const { buffer, regions } = createRingArena([inputBytes, PEER_INPUT_RING_BYTES, DELETIONS_RING_BYTES, ADVANCES_RING_BYTES, outputBytes, stagingBytes]);
   return {
     arena: buffer,
     input: regions[0]!,
     peerInput: regions[1]!,
     deletions: regions[2]!,
-    output: regions[3]!,
-    staging: regions[4]!,
+    advances: regions[3]!,
+    output: regions[4]!,
+    staging: regions[5]!,
     stagingControl: new SharedArrayBuffer(STAGING_CONTROL_INT32S * 4),
   };
 }
@@ -66,6 +70,7 @@ export function openWorkerRings(buffers: WorkerBuffers): WorkerRings {
     input: new Ring(buffers.arena, buffers.input),
     peerInput: new Ring(buffers.arena, buffers.peerInput),
     deletions: new Ring(buffers.arena, buffers.deletions),
+    advances: new Ring(buffers.arena, buffers.advances),
     output: new Ring(buffers.arena, buffers.output),
     staging: new Ring(buffers.arena, buffers.staging),
   };

@@ -17,6 +17,8 @@ export interface PipelineOptions {
   workerCount: number;
   limits: PartitionLimits;
   slowBatchMs: number;
+  /** Workers report logs that advanced (the advances rings) for offline notifications. */
+  reportAdvances: boolean;
   /** Called if a pipeline thread fails after startup: the server cannot continue. */
   onFatal: (error: Error) => void;
 }
@@ -63,6 +65,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       buffers: buffers.workers[workerIndex]!,
       metrics: metrics.workers[workerIndex]!,
       slowBatchMs: options.slowBatchMs,
+      reportAdvances: options.reportAdvances,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData, name: `tailgrove-worker-${workerIndex}` });
     ready.push(

@@ -53,6 +53,8 @@ export interface WorkerData {
   metrics: SharedArrayBuffer;
   /** Batches slower than this are counted for the slow-batch log. */
   slowBatchMs: number;
+  /** Report logs that advanced (offline notifications are on). */
+  reportAdvances: boolean;
 }
 
 const IDLE_WAIT_MS = 100;
@@ -65,17 +67,18 @@ const workDoorbell = new Doorbell(control, WORK_DOORBELL);
 const diskDoorbell = new Doorbell(control, DISK_DOORBELL);
 const outputDoorbell = new Doorbell(control, OUTPUT_DOORBELL);
 const barrier = new Barrier(control, BATCH_BARRIER, data.workerCount);
-const { input, peerInput, deletions, output, staging } = openWorkerRings(data.buffers);
+const { input, peerInput, deletions, advances, output, staging } = openWorkerRings(data.buffers);
 const stagingControl = new Int32Array(data.buffers.stagingControl);
 const store = openStore(data.dataDir);
 const metrics = new Float64Array(data.metrics);
 
 const partition: Partition = new Partition(
-  { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, limits: data.limits },
+  { workerIndex: data.workerIndex, workerCount: data.workerCount, incarnation: data.incarnation, limits: data.limits, reportAdvances: data.reportAdvances },
   {
     input,
     peerInput,
     deletions,
+    advances,
     output,
     staging,
     stagingControl,
@@ -84,6 +87,11 @@ const partition: Partition = new Partition(
       output.publish();
       outputDoorbell.ring();
       output.waitForRoom(FULL_WAIT_MS);
+    },
+    advancesFull() {
+      advances.publish();
+      outputDoorbell.ring();
+      advances.waitForRoom(FULL_WAIT_MS);
     },
     stagingFull() {
       // Hand what is staged to the disk thread, wait for its commit, and release it.
