@@ -5,76 +5,33 @@
 // side's keys (http_ece), like a browser's push service and service worker would.
 // The sink runs its sends on a piscina thread that loads the compiled dist/notify/push-task.js,
 // so this test imports the sink from dist/ as well: run `npm run build` first (`npm test` does).
-import { execFileSync } from 'node:child_process';
-import { createECDH, createPublicKey, randomBytes, verify, type ECDH } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import { createRequire } from 'node:module';
+import { createECDH, createPublicKey, verify } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { WebPushSink } from '../dist/notify/web-push-sink.js';
-import type { Notification, PushSubscriptionRecord } from '../src/notify/types.js';
-
-// http_ece (web-push's encryption library) has no type declarations.
-const ece = createRequire(import.meta.url)('http_ece') as {
-  decrypt(body: Buffer, params: { version: 'aes128gcm'; privateKey: ECDH; authSecret: Buffer }): Buffer;
-};
+import type { Notification } from '../src/notify/types.js';
+import { browserSubscription, decryptPush, startPushService, type Browser } from './helpers/push-service.js';
 
 const SUBJECT = 'mailto:ops@example.com';
 const TTL_SECONDS = 60;
 const logger = pino({ level: 'silent' });
 
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** A subscription as a browser makes one: its own P-256 key pair and 16 random auth bytes. */
-interface Browser {
-  subscription: PushSubscriptionRecord;
-  ecdh: ECDH;
-  auth: Buffer;
-}
-
-const work = mkdtempSync(join(tmpdir(), 'tailgrove-web-push-'));
-t.teardown(() => rmSync(work, { recursive: true, force: true }));
-const keyFile = join(work, 'push-service-key.pem');
-const caFile = join(work, 'push-service-cert.pem');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-  '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2',
-  '-keyout', keyFile, '-out', caFile,
-], { stdio: 'ignore' });
-
 // The push service answers by the endpoint's id: `gone` 410, `missing` 404, `broken` 500,
 // anything else 201 Created (as real push services do).
-const STATUS_BY_ID: Record<string, number> = { gone: 410, missing: 404, broken: 500 };
-const received = new Map<string, Received>();
-const pushService: Server = createServer({ key: readFileSync(keyFile), cert: readFileSync(caFile) }, (request, response) => {
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    const id = request.url!.replace(/^\/push\//, '');
-    received.set(id, { headers: request.headers, body: Buffer.concat(chunks) });
-    response.writeHead(STATUS_BY_ID[id] ?? 201).end();
-  });
-});
-await new Promise<void>((resolve) => pushService.listen(0, '127.0.0.1', resolve));
-const origin = `https://127.0.0.1:${(pushService.address() as AddressInfo).port}`;
-t.teardown(() => {
-  pushService.closeAllConnections();
-  pushService.close();
-});
+const pushService = await startPushService({ gone: 410, missing: 404, broken: 500 });
+t.teardown(() => pushService.close());
+const { origin, caFile } = pushService;
 
 function browser(id: string, pushOrigin = origin): Browser {
-  const ecdh = createECDH('prime256v1');
-  ecdh.generateKeys();
-  const auth = randomBytes(16);
-  return { ecdh, auth, subscription: { endpoint: `${pushOrigin}/push/${id}`, keys: { p256dh: ecdh.getPublicKey('base64url'), auth: auth.toString('base64url') } } };
+  return browserSubscription(pushOrigin, id);
+}
+
+/** The last request the push service received for `id`. */
+function lastReceived(id: string): { headers: Record<string, string | string[] | undefined>; body: Buffer } | undefined {
+  return pushService.received.get(id)?.at(-1);
 }
 
 function notification(changes: Notification['changes']): Notification {
@@ -106,10 +63,10 @@ function checkVapid(t: Test, authorization: string | undefined, publicKey: strin
 }
 
 /** What the push service received for `id`, decrypted with the browser's keys. */
-function decrypted(id: string, { ecdh, auth }: Browser): unknown {
-  const message = received.get(id);
+function decrypted(id: string, browser: Browser): unknown {
+  const message = lastReceived(id);
   if (message === undefined) throw new Error(`the push service received nothing for ${id}`);
-  return JSON.parse(ece.decrypt(message.body, { version: 'aes128gcm', privateKey: ecdh, authSecret: auth }).toString('utf8'));
+  return decryptPush(message, browser);
 }
 
 async function openSink(t: Test, options: { dataDir?: string; caFile?: string } = { caFile }): Promise<WebPushSink> {
@@ -129,11 +86,11 @@ t.test('delivers an encrypted notification with a VAPID signature to each subscr
     { endpoint: `${origin}/push/laptop`, ok: true, status: 201, gone: false },
   ]);
   for (const [index, id] of ['phone', 'laptop'].entries()) {
-    const { headers } = received.get(id)!;
+    const { headers } = lastReceived(id)!;
     t.equal(headers['content-encoding'], 'aes128gcm');
     t.equal(headers.ttl, String(TTL_SECONDS));
     t.equal(headers.urgency, 'normal');
-    checkVapid(t, headers.authorization, sink.publicKey);
+    checkVapid(t, headers.authorization as string | undefined, sink.publicKey);
     t.same(decrypted(id, browsers[index]!), sent, `${id} decrypts to the notification`);
   }
 });
@@ -161,7 +118,7 @@ t.test('without caFile the self-signed push service is not trusted', async (t) =
   const sink = await openSink(t, {});
   const [outcome] = await sink.send([browser('untrusted').subscription], notification([]));
   t.match(outcome, { ok: false, status: 0, gone: false, error: /self[- ]signed/i });
-  t.notOk(received.has('untrusted'), 'nothing was delivered');
+  t.notOk(pushService.received.has('untrusted'), 'nothing was delivered');
 });
 
 t.test('VAPID keys are generated once into <dataDir>/vapid.json (mode 0600) and loaded later', async (t) => {
@@ -176,7 +133,7 @@ t.test('VAPID keys are generated once into <dataDir>/vapid.json (mode 0600) and 
   t.equal(second.publicKey, first.publicKey, 'the same key on the next open');
   const b = browser('again');
   t.match(await second.send([b.subscription], notification([])), [{ ok: true }]);
-  checkVapid(t, received.get('again')!.headers.authorization, first.publicKey);
+  checkVapid(t, lastReceived('again')!.headers.authorization as string | undefined, first.publicKey);
 
   writeFileSync(file, '{"publicKey": "trunc');
   await t.rejects(WebPushSink.open({ dataDir, subject: SUBJECT, ttlSeconds: TTL_SECONDS, logger }), { message: new RegExp(`${file}.*corrupt`) });
@@ -191,7 +148,7 @@ t.test('a notification too big for a push message keeps the first changes that f
   const sent = notification(changes);
   const b = browser('big');
   t.match(await sink.send([b.subscription], sent), [{ ok: true, status: 201 }]);
-  t.ok(received.get('big')!.body.length <= 4096, 'the encrypted body is within the 4 KiB Web Push limit');
+  t.ok(lastReceived('big')!.body.length <= 4096, 'the encrypted body is within the 4 KiB Web Push limit');
   const body = decrypted('big', b) as Notification & { truncated: number };
   t.ok(body.changes.length > 10 && body.changes.length < changes.length, `kept ${body.changes.length} changes`);
   t.same(body, { ...sent, changes: changes.slice(0, body.changes.length), truncated: changes.length - body.changes.length });

@@ -324,7 +324,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sessionCount = (): number => sessions.count;
   const isReady = (): boolean => ready;
   if (options.metrics) {
-    registry = createMetricsRegistry({ pipeline: pipelineMetrics, io: ioMetrics, connections, sessions: sessionCount, ready: isReady, rings: ringOccupancy(pipeline) });
+    registry = createMetricsRegistry({ pipeline: pipelineMetrics, io: ioMetrics, connections, sessions: sessionCount, ready: isReady, rings: ringOccupancy(pipeline), notifications: notifications === undefined ? undefined : () => notifications.stats() });
   }
   const statusSampler = new StatusSampler({
     pipeline: pipelineMetrics,

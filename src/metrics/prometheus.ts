@@ -41,6 +41,20 @@ export interface MetricsSources {
   sessions: () => number;
   ready: () => boolean;
   rings: () => RingOccupancy[];
+  /** Offline notifications, when on. */
+  notifications: (() => NotificationStats) | undefined;
+}
+
+export interface NotificationStats {
+  notifications: number;
+  rateLimited: number;
+  pushSent: number;
+  pushFailed: number;
+  pushGone: number;
+  webhookDelivered: number;
+  webhookFailed: number;
+  webhookDropped: number;
+  webhookRetries: number;
 }
 
 interface HistogramSeries {
@@ -126,6 +140,19 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
   counter('tailgrove_commits_total', 'LMDB write transactions (group commits)', () => pipeline.disk[DISK_COMMITS]!);
   counter('tailgrove_slow_consumer_pauses_total', 'times a backed-up socket had its tails paused', () => io.pauses);
   counter('tailgrove_upgrades_refused_total', 'WebSocket upgrades refused (connection limits, recovery)', () => io.upgradesRefused);
+
+  const notifications = sources.notifications;
+  if (notifications !== undefined) {
+    counter('tailgrove_notifications_total', 'offline notifications made (one per user per interval at most)', () => notifications().notifications);
+    counter('tailgrove_notifications_rate_limited_total', 'notifications dropped by the per-user hourly cap', () => notifications().rateLimited);
+    counter('tailgrove_push_sent_total', 'Web Push messages accepted by push services', () => notifications().pushSent);
+    counter('tailgrove_push_failed_total', 'Web Push messages refused or undeliverable', () => notifications().pushFailed);
+    counter('tailgrove_push_gone_total', 'push subscriptions forgotten because the push service said gone (404/410)', () => notifications().pushGone);
+    counter('tailgrove_webhook_delivered_total', 'webhook deliveries answered 2xx', () => notifications().webhookDelivered);
+    counter('tailgrove_webhook_failed_total', 'webhook notifications given up after retries or refused', () => notifications().webhookFailed);
+    counter('tailgrove_webhook_dropped_total', 'webhook notifications dropped by the bounded queue', () => notifications().webhookDropped);
+    counter('tailgrove_webhook_retries_total', 'webhook delivery attempts retried', () => notifications().webhookRetries);
+  }
 
   new Counter({
     name: 'tailgrove_errors_total',

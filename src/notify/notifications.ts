@@ -5,9 +5,10 @@ import type { Store } from '../log/lmdb-store.js';
 import type { LogNames } from '../metrics/log-names.js';
 import { ADVANCE_LENGTH, ADVANCE_LOG_ID } from '../net/records.js';
 import type { Ring } from '../ring/ring.js';
-import { Notifier, type NotifierStats } from './notifier.js';
+import type { NotificationStats } from '../metrics/prometheus.js';
+import { Notifier } from './notifier.js';
 import { Preferences } from './preferences.js';
-import { WebhookSink, type WebhookSinkStats } from './webhook-sink.js';
+import { WebhookSink } from './webhook-sink.js';
 import { WebPushSink } from './web-push-sink.js';
 
 export interface NotificationOptions {
@@ -62,8 +63,15 @@ export class Notifications {
     }
   }
 
-  stats(): { notifier: NotifierStats; webhook: WebhookSinkStats | undefined } {
-    return { notifier: this.notifier.stats, webhook: this.webhook?.stats() };
+  stats(): NotificationStats {
+    const webhook = this.webhook?.stats();
+    return {
+      ...this.notifier.stats,
+      webhookDelivered: webhook?.delivered ?? 0,
+      webhookFailed: webhook?.failed ?? 0,
+      webhookDropped: webhook?.dropped ?? 0,
+      webhookRetries: webhook?.retries ?? 0,
+    };
   }
 
   /** Send what is pending, then close the sinks (the webhook gets a few seconds to deliver). */
