@@ -221,8 +221,9 @@ t.test('against one server', async (t) => {
     const log = await client.lease('acme', 'round-trip');
     t.equal(log.position, 0, 'a new log is empty');
     t.ok(log.epoch > 0, 'the log has an epoch');
-    t.equal(log.leader, 'device-1');
-    t.same(log.presence, ['device-1']);
+    t.same(log.leader, { handle: log.handle, device: 'device-1' });
+    t.same(log.presence, [{ handle: log.handle, device: 'device-1' }]);
+    t.ok(log.isLeader, 'the only lease leads');
     t.equal(await client.lease('acme', 'round-trip'), log, 'leasing again returns the same log');
 
     const sentBefore = tracked.sent.length;

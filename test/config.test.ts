@@ -62,6 +62,17 @@ t.test('defaults', (t) => {
     retention: [],
     retentionIntervalMs: 1000,
     retentionBatchEntries: 10_000,
+    notifications: {
+      enabled: true,
+      intervalMs: 2000,
+      perUserPerHour: 120,
+      webPush: true,
+      pushSubject: 'mailto:tailgrove@localhost',
+      pushTtlSeconds: 86_400,
+      pushCaFile: undefined,
+      webhookUrl: undefined,
+      webhookSecret: undefined,
+    },
     configFile: undefined,
   });
   t.equal(parse([], { PATH: '/bin', TAILGROVE_UNKNOWN: 'x' }).port, 8080, 'unrelated variables are ignored');
@@ -342,6 +353,7 @@ t.test('the help lists every option with its flag, variable, file key and defaul
       'retention', 'retention-max-entries', 'retention-max-bytes', 'retention-max-age-seconds', 'retention-interval-ms', 'retention-batch-entries',
       'entry-bytes-max', 'handshake-timeout-ms', 'idle-timeout-seconds', 'leases-per-session', 'tails-per-session', 'unacked-writes-max',
       'connections-max', 'connections-per-address-max', 'frames-per-second', 'frames-burst', 'violations-max', 'socket-buffered-bytes-max', 'clock-skew-seconds', 'signal-bytes-max',
+      'notifications', 'notify-interval-ms', 'notify-per-user-per-hour', 'web-push', 'push-subject', 'push-ttl-seconds', 'push-ca-file', 'webhook-url', 'webhook-secret',
     ].sort(),
     'the schema has every option',
   );
@@ -373,6 +385,19 @@ t.test('examples/tailgrove.config.json loads', (t) => {
   t.equal(config.configFile, path);
   t.same([config.host, config.logFormat, config.retention.length], ['0.0.0.0', 'json', 4]);
   t.same(config.retention[1], { site: 'team-*', log: 'chat-*', maxEntries: 100_000, maxAgeSeconds: 2_592_000 });
+  t.end();
+});
+
+t.test('notification options: the webhook needs its secret, and the secret is redacted', (t) => {
+  t.throws(() => parseConfig(['--webhook-url', 'http://127.0.0.1:9/hook'], {}), { message: /webhookUrl and webhookSecret go together/ });
+  t.throws(() => parseConfig(['--webhook-url', 'ftp://x', '--webhook-secret', 'a-long-enough-secret'], {}), { message: /--webhook-url must be an http: or https: URL/ });
+  t.throws(() => parseConfig(['--push-subject', 'ops@example.com'], {}), { message: /--push-subject must be a mailto: or https: URL/ });
+  const config = parseConfig(['--webhook-url', 'https://hooks.example.com/x', '--webhook-secret', 'a-long-enough-secret', '--notifications', 'false'], {}) as Config;
+  t.equal(config.notifications.enabled, false, 'notifications can be turned off');
+  t.equal(config.notifications.webhookUrl, 'https://hooks.example.com/x');
+  const shown = effectiveConfig(config) as { notifications: { webhookSecret: string } };
+  t.equal(shown.notifications.webhookSecret, '[redacted]', 'the webhook secret is redacted in the startup log');
+  t.notOk(JSON.stringify(shown).includes('a-long-enough-secret'), 'and appears nowhere');
   t.end();
 });
 

@@ -36,8 +36,8 @@ t.test('append, read and tail one log', async (t) => {
   const log = await client.lease('acme', 'doc-1', 1, { newWriter: true });
   t.equal(log.tail, 0, 'a new log is empty');
   t.equal(log.nextLsn, 1, 'a new writer starts at lsn 1');
-  t.same(log.body.presence, ['d-append'], 'presence lists the attached device');
-  t.equal(log.body.leader, 'd-append', 'the first attached device leads');
+  t.same(log.body.presence, [{ handle: log.handle, device: 'd-append' }], 'presence lists the attached lease: its handle and device');
+  t.same(log.body.leader, { handle: log.handle, device: 'd-append' }, 'the first attached lease leads');
   const payloads = Array.from({ length: 50 }, (_, i) => Buffer.from(`entry ${i}`));
   client.send(...payloads.map((data, i) => frames.write(log.shard, log.handle, i + 1, data)));
   for (let lsn = 1; lsn <= 50; lsn++) {
