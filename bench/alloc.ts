@@ -14,7 +14,7 @@ import { COMMITTED_POSITION } from '../src/log/staging.js';
 import { runBatch } from '../src/phases/batch.js';
 import { releaseCommitted } from '../src/phases/io-contributions.js';
 import { Partition } from '../src/phases/state.js';
-import type { Ring } from '../src/ring/ring.js';
+import { Ring } from '../src/ring/ring.js';
 import { createWorkerBuffers, openWorkerRings } from '../src/workers/layout.js';
 import { createSessionCounters, SessionCounters } from '../src/workers/session-counters.js';
 import { MemoryStorage } from '../src/testing/memory-storage.js';
@@ -57,19 +57,25 @@ function commitAll(partition: Partition): void {
 const storage = new MemoryStorage();
 for (let workerIndex = 0; workerIndex < WORKERS; workerIndex++) {
   const buffers = createWorkerBuffers(1 << 24, 1 << 24, 1 << 25);
-  const { input, peerInput, deletions, output, staging } = openWorkerRings(buffers);
+  const { input, peerInput, deletions, advances, output, staging } = openWorkerRings(buffers);
+  const advancesReader = new Ring(buffers.arena, buffers.advances);
   inputs.push(input);
   const partition: Partition = new Partition(
-    { workerIndex, workerCount: WORKERS, incarnation: 1, limits: DEFAULT_LIMITS },
+    { workerIndex, workerCount: WORKERS, incarnation: 1, limits: DEFAULT_LIMITS, reportAdvances: true },
     {
       input,
       peerInput,
       deletions,
+      advances,
       output,
       staging,
       stagingControl: new Int32Array(buffers.stagingControl),
       sessionCounters,
       outputFull: () => drainOutput(output),
+      advancesFull: () => {
+        advances.publish();
+        advancesReader.skipAll();
+      },
       stagingFull: () => {
         staging.publish();
         commitAll(partition);
