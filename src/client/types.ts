@@ -137,7 +137,11 @@ export interface LeasedLog {
   readonly isLeader: boolean;
   /** Who is attached, in attach order (this lease included), as of the latest `_presence`. */
   readonly presence: readonly Attached[];
-  /** Called with the new presence and leader whenever devices attach or leave (coalesced per server batch). Returns an unsubscribe function. */
+  /**
+   * Called with the new presence and leader whenever leases attach or leave (coalesced per
+   * server batch), and on each re-lease after a reconnect; read `presence` for the list at
+   * subscription time. Returns an unsubscribe function.
+   */
   onPresence(callback: (presence: readonly Attached[], leader: Attached | null) => void): () => void;
   /**
    * Send bytes to another lease attached to this log (e.g. a WebRTC offer). Resolves once
