@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_KID, type TokenKeys } from './auth/token.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import { withDefaultRule, type RetentionRule } from './config/retention.js';
-import { NAMED_OPTIONS, named, type LogFormat, type LogLevel, type NamedOption, type OptionValues } from './config/schema.js';
+import { NAMED_OPTIONS, named, type EngineChoice, type LogFormat, type LogLevel, type NamedOption, type OptionValues } from './config/schema.js';
 import { ConfigError, didYouMean, isObject } from './config/values.js';
 
 export { ConfigError } from './config/values.js';
@@ -18,6 +18,8 @@ export interface Config {
   port: number;
   dataDir: string;
   workers: number;
+  /** Which engine runs (docs/NATIVE-FREE.md); `auto` is resolved at startup. */
+  engine: EngineChoice;
   /** The HS256 secret; undefined means "generate one in the data dir" (development). */
   secret: string | undefined;
   /** More secrets by key id (`kid` in the token header), for rotation. */
@@ -136,6 +138,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     port: values.port,
     dataDir: values.dataDir,
     workers: values.workers,
+    engine: values.engine,
     secret: values.secret,
     secrets: { ...values.secrets },
     limits,

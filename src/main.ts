@@ -8,6 +8,7 @@ import { CONFIG_HELP, ConfigError, effectiveConfig, parseConfig, tokenKeys } fro
 import { startServer, type RunningServer } from './io-thread/server.js';
 import { DataDirectoryInUse, lockDataDirectory } from './data-lock.js';
 import { createLogger } from './logging.js';
+import { selectEngine } from './engine-selection.js';
 
 /** The secret from config, or the development secret kept in the data dir (created once). */
 function loadSecret(dataDir: string, configured: string | undefined): { secret: string; generated: boolean } {
@@ -46,6 +47,14 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const { secret, generated } = loadSecret(dataDir, config.secret);
+  let engine;
+  try {
+    engine = await selectEngine(config.engine, logger);
+  } catch (error) {
+    unlock();
+    logger.fatal({ err: error }, `tailgrove: cannot load the ${config.engine} engine: ${(error as Error).message}`);
+    process.exit(1);
+  }
   logger.info({ config: effectiveConfig(config), node: process.version }, 'starting');
   const startedAt = Date.now();
   let server: RunningServer;
@@ -58,6 +67,7 @@ export async function main(argv: string[]): Promise<void> {
       keys: tokenKeys(secret, config.secrets),
       limits: config.limits,
       logger,
+      engine,
       slowBatchMs: config.slowBatchMs,
       statusPage: config.statusPage,
       metrics: config.metrics,
@@ -77,8 +87,8 @@ export async function main(argv: string[]): Promise<void> {
   const url = `ws://${config.host}:${server.port}`;
   const { logs, entries, writers } = server.recovered;
   logger.info(
-    { url, dataDir, workers: config.workers, recovered: server.recovered, recoveryMs: Date.now() - startedAt },
-    `tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, recovered ${logs} logs, ${entries} entries, ${writers} writers)`,
+    { url, dataDir, workers: config.workers, engine: engine.name, recovered: server.recovered, recoveryMs: Date.now() - startedAt },
+    `tailgrove ready ${url} (data ${dataDir}, ${config.workers} workers, ${engine.name} engine, recovered ${logs} logs, ${entries} entries, ${writers} writers)`,
   );
   if (generated) {
     const token = mintToken({ sub: 'dev', device: 'dev-device', grants: [{ site: '*', rights: 'rw' }] }, secret, { expiresInSeconds: 30 * 86400 });

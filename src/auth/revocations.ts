@@ -1,7 +1,7 @@
 // The revocation list: token ids, devices and users whose tokens are refused until they
 // could have expired anyway. Kept in LMDB so it survives restarts, and small: an entry is
 // dropped once it expires. A device or user revocation refuses tokens issued (iat) before it.
-import type { Database } from 'lmdb';
+import type { KvTable } from '../log/engine.js';
 
 export type RevocationKind = 'jti' | 'device' | 'user';
 
@@ -26,10 +26,10 @@ function key(kind: RevocationKind, value: string): string {
 }
 
 export class Revocations {
-  private readonly db: Database<Revocation, string>;
+  private readonly db: KvTable<Revocation, string>;
   private readonly entries = new Map<string, Revocation>();
 
-  constructor(db: Database<Revocation, string>) {
+  constructor(db: KvTable<Revocation, string>) {
     this.db = db;
     for (const { key: entryKey, value } of db.getRange({})) this.entries.set(entryKey, value);
   }

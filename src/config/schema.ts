@@ -8,6 +8,8 @@ import { boolean, integer, jsonFile, oneOf, secret, secrets, text, type Kind } f
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export const ENGINES = ['auto', 'native', 'native-free'] as const;
+export type EngineChoice = (typeof ENGINES)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const WORKERS_MAX = 64;
@@ -55,6 +57,7 @@ export const OPTIONS = {
     emptyEnvIsUnset: true,
   }),
   secrets: option(secrets, {}, 'more secrets by key id (token header "kid"), for rotation', { defaultText: 'none' }),
+  engine: option(oneOf(ENGINES), 'auto', 'native: uWebSockets.js + LMDB; native-free: node:http + ws + segment files, no native addon; auto: native, else native-free when an addon cannot load (docs/NATIVE-FREE.md)'),
   shutdownTimeoutMs: option(integer(100, 600_000), 30_000, 'force the exit when a graceful shutdown takes longer'),
   statusPage: option(boolean, true, 'serve the status page / and GET /stats'),
   metrics: option(boolean, true, 'serve GET /metrics'),

@@ -10,7 +10,7 @@ import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES } from '../constants.js';
 import { Revocations } from '../auth/revocations.js';
 import { createTokenVerifier, type TokenKeys } from '../auth/token.js';
 import type { Limits } from '../limits.js';
-import { openStore } from '../log/lmdb-store.js';
+import type { StorageEngine } from '../log/engine.js';
 import { checkFrame, frameOp, frameRid, readUint32, type FrameLimits } from '../net/frame.js';
 import {
   CLOSE_GOING_AWAY,
@@ -63,6 +63,8 @@ export interface ServerOptions {
   limits: Limits;
   onFatal: (error: Error) => void;
   logger: Logger;
+  /** The storage engine (src/log/engine.ts), loaded by the caller. */
+  engine: StorageEngine;
   /** Batches slower than this are logged. */
   slowBatchMs: number;
   /** Serve the status page `/` and `GET /stats`. */
@@ -112,6 +114,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     limits,
     slowBatchMs: options.slowBatchMs,
     reportAdvances: options.notifications !== undefined,
+    engine: options.engine.name,
     onFatal: options.onFatal,
   });
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));
@@ -120,7 +123,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const openSockets = new Set<Socket>();
   const connectionsByAddress = new Map<string, number>();
   const verify = createTokenVerifier(options.keys, { clockSkewSeconds: limits.clockSkewSeconds });
-  const store = openStore(options.dataDir);
+  const store = options.engine.openMetadata(options.dataDir);
   const revocations = new Revocations(store.revocations);
   await revocations.prune(Math.floor(Date.now() / 1000));
   const frameLimits: FrameLimits = { entryBytesMax: limits.entryBytesMax, controlBytesMax: CONTROL_PAYLOAD_BYTES_MAX, signalBytesMax: limits.signalBytesMax };
@@ -342,6 +345,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       ? undefined
       : new Retention({
           dataDir: options.dataDir,
+          engine: options.engine.name,
           rules: options.retention.rules,
           intervalMs: options.retention.intervalMs,
           batchEntries: options.retention.batchEntries,
@@ -372,7 +376,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       notifications?.drain(advances);
       for (const ws of [...openSockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
       await notifications?.close();
-      await store.root.close();
+      await store.close();
     },
   };
 }

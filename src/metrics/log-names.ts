@@ -1,6 +1,6 @@
-// Log names by log id for the metrics (the busiest logs): read from the `logs` database, which
-// is keyed by `site \0 name`. A log id not seen yet triggers a rescan, at most once a second.
-import type { Store } from '../log/lmdb-store.js';
+// Log names by log id (the busiest logs, notifications): read from the committed log records,
+// keyed by `site \0 name`. A log id not seen yet triggers a rescan, at most once a second.
+import type { MetadataStore } from '../log/engine.js';
 
 const RESCAN_MS = 1000;
 
@@ -10,11 +10,11 @@ export interface LogName {
 }
 
 export class LogNames {
-  private readonly store: Store;
+  private readonly store: MetadataStore;
   private readonly names = new Map<number, LogName>();
   private scannedAt = -Infinity;
 
-  constructor(store: Store) {
+  constructor(store: MetadataStore) {
     this.store = store;
   }
 
@@ -22,9 +22,9 @@ export class LogNames {
     const known = this.names.get(logId);
     if (known !== undefined || Date.now() - this.scannedAt < RESCAN_MS) return known;
     this.scannedAt = Date.now();
-    for (const { key, value } of this.store.logs.getRange({})) {
-      const separator = key.indexOf('\0');
-      this.names.set(value[0], { site: key.slice(0, separator), log: key.slice(separator + 1) });
+    for (const { name, logId } of this.store.logNames()) {
+      const separator = name.indexOf('\0');
+      this.names.set(logId, { site: name.slice(0, separator), log: name.slice(separator + 1) });
     }
     return this.names.get(logId);
   }

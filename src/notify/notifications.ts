@@ -1,7 +1,7 @@
 // Offline notifications, assembled for the server: preferences, the sinks (Web Push, webhook)
 // and the notifier, fed from the workers' advances rings by the IO thread.
 import type { Logger } from 'pino';
-import type { Store } from '../log/lmdb-store.js';
+import type { MetadataStore } from '../log/engine.js';
 import type { LogNames } from '../metrics/log-names.js';
 import { ADVANCE_LENGTH, ADVANCE_LOG_ID } from '../net/records.js';
 import type { Ring } from '../ring/ring.js';
@@ -40,7 +40,7 @@ export class Notifications {
     this.pushPublicKey = push?.publicKey;
   }
 
-  static async start(options: NotificationOptions, store: Store, names: LogNames, isOnline: (user: string) => boolean, logger: Logger): Promise<Notifications> {
+  static async start(options: NotificationOptions, store: MetadataStore, names: LogNames, isOnline: (user: string) => boolean, logger: Logger): Promise<Notifications> {
     const preferences = new Preferences(store);
     const push = options.webPush
       ? await WebPushSink.open({ dataDir: options.dataDir, subject: options.pushSubject, ttlSeconds: options.pushTtlSeconds, logger, caFile: options.pushCaFile })

@@ -2,7 +2,7 @@
 // for the notifier: which sites each user joined (with the log prefixes their read grant
 // covered when they joined), which they muted until when, and each device's Web Push
 // subscription. Small and off the hot path: plain Maps.
-import type { Store } from '../log/lmdb-store.js';
+import type { MetadataStore } from '../log/engine.js';
 import type { PushSubscriptionRecord } from './types.js';
 
 /** A membership (key [site, user]): the log prefixes the user may read, or null for every log. */
@@ -18,7 +18,7 @@ export interface PushSubscriptionStored {
 }
 
 export class Preferences {
-  private readonly store: Store;
+  private readonly store: MetadataStore;
   /** site → user → membership. */
   private readonly members = new Map<string, Map<string, MembershipRecord>>();
   /** `user \0 site` → muted until (seconds since the epoch). */
@@ -26,7 +26,7 @@ export class Preferences {
   /** user → endpoint → subscription. */
   private readonly subscriptions = new Map<string, Map<string, PushSubscriptionStored>>();
 
-  constructor(store: Store) {
+  constructor(store: MetadataStore) {
     this.store = store;
     for (const { key: [site, user], value } of store.memberships.getRange({})) this.membersOf(site, true)!.set(user, value);
     for (const { key: [user, site], value } of store.mutes.getRange({})) this.mutedUntil.set(`${user}\0${site}`, value);

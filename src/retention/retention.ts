@@ -6,12 +6,14 @@ import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { SHARD_COUNT } from '../constants.js';
 import { DELETION_LOG_ID, DELETION_RECORD_BYTES, DELETION_TRIM_TO } from '../net/records.js';
+import type { EngineName } from '../log/engine.js';
 import type { Ring } from '../ring/ring.js';
 import type { RetentionRule } from './rules.js';
 import type { SweepRequest, Trim } from './sweep-task.js';
 
 export interface RetentionOptions {
   dataDir: string;
+  engine: EngineName;
   rules: RetentionRule[];
   intervalMs: number;
   batchEntries: number;
@@ -37,10 +39,10 @@ export class Retention {
   }
 
   private async sweep(): Promise<void> {
-    const { dataDir, rules, batchEntries, deletions } = this.options;
+    const { dataDir, engine, rules, batchEntries, deletions } = this.options;
     let trims: Trim[];
     try {
-      trims = await this.pool.run({ dataDir, rules, nowSeconds: Math.floor(Date.now() / 1000), batchEntries });
+      trims = await this.pool.run({ dataDir, engine, rules, nowSeconds: Math.floor(Date.now() / 1000), batchEntries });
     } catch (error) {
       this.options.logger.error({ err: error }, 'retention sweep failed');
       return;

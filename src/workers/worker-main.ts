@@ -4,7 +4,8 @@
 // disk thread after the join. The loop never yields to the event loop: all traffic is in
 // shared memory, signalled with Atomics.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openStore, LmdbStorageReader } from '../log/lmdb-store.js';
+import type { EngineName } from '../log/engine.js';
+import { loadEngine } from '../log/engines.js';
 import { COMMITTED_POSITION } from '../log/staging.js';
 import { Doorbell } from '../ring/doorbell.js';
 import { runBatch } from '../phases/batch.js';
@@ -55,6 +56,7 @@ export interface WorkerData {
   slowBatchMs: number;
   /** Report logs that advanced (offline notifications are on). */
   reportAdvances: boolean;
+  engine: EngineName;
 }
 
 const IDLE_WAIT_MS = 100;
@@ -69,7 +71,7 @@ const outputDoorbell = new Doorbell(control, OUTPUT_DOORBELL);
 const barrier = new Barrier(control, BATCH_BARRIER, data.workerCount);
 const { input, peerInput, deletions, advances, output, staging } = openWorkerRings(data.buffers);
 const stagingControl = new Int32Array(data.buffers.stagingControl);
-const store = openStore(data.dataDir);
+const reader = (await loadEngine(data.engine)).openReader(data.dataDir);
 const metrics = new Float64Array(data.metrics);
 
 const partition: Partition = new Partition(
@@ -104,7 +106,7 @@ const partition: Partition = new Partition(
       outputDoorbell.ring();
     },
   },
-  new LmdbStorageReader(store),
+  reader,
 );
 
 const summary = recoverPartition(partition);
@@ -156,7 +158,7 @@ for (;;) {
   }
 }
 Atomics.add(control, THREADS_STOPPED, 1);
-store.root.close().then(
+reader.close().then(
   () => process.exit(0),
   () => process.exit(0),
 );
