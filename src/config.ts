@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_KID, type TokenKeys } from './auth/token.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import { withDefaultRule, type RetentionRule } from './config/retention.js';
+import type { NotificationOptions } from './notify/notifications.js';
 import { NAMED_OPTIONS, named, type EngineChoice, type LogFormat, type LogLevel, type NamedOption, type OptionValues } from './config/schema.js';
 import { ConfigError, didYouMean, isObject } from './config/values.js';
 
@@ -45,17 +46,7 @@ export interface Config {
   /** Most entries trimmed per log per sweep. */
   retentionBatchEntries: number;
   /** Offline notifications (docs/NOTIFICATIONS.md). */
-  notifications: {
-    enabled: boolean;
-    intervalMs: number;
-    perUserPerHour: number;
-    webPush: boolean;
-    pushSubject: string;
-    pushTtlSeconds: number;
-    pushCaFile: string | undefined;
-    webhookUrl: string | undefined;
-    webhookSecret: string | undefined;
-  };
+  notifications: Omit<NotificationOptions, 'dataDir'> & { enabled: boolean };
   /** The config file read, if any. */
   configFile: string | undefined;
 }

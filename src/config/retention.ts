@@ -1,16 +1,9 @@
 // Retention rules: which logs keep how much. The first rule whose site and log patterns match
 // a log applies to it (docs/CONFIGURATION.md).
+import type { RetentionRule } from '../retention/rules.js';
 import { ConfigError, didYouMean, fail, integer, isObject, text, within, type Kind, type Where } from './values.js';
 
-export interface RetentionRule {
-  /** A site name, a prefix ending in `*` (`team-*`), or `*` for every site. */
-  site: string;
-  /** The same over log names; absent: every log of the site. */
-  log?: string;
-  maxEntries?: number;
-  maxBytes?: number;
-  maxAgeSeconds?: number;
-}
+export type { RetentionRule };
 
 const RULE_LIMITS = ['maxEntries', 'maxBytes', 'maxAgeSeconds'] as const;
 type RuleLimit = (typeof RULE_LIMITS)[number];

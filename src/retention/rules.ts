@@ -2,7 +2,9 @@
 // exact, a prefix pattern ending in `*`, or `*`; the first rule that matches a log applies.
 
 export interface RetentionRule {
+  /** A site name, a prefix ending in `*` (`team-*`), or `*` for every site. */
   site: string;
+  /** The same over log names; absent: every log of the site. */
   log?: string;
   maxEntries?: number;
   maxBytes?: number;
