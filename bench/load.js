@@ -4,30 +4,50 @@
 //   npm run build && node bench/load.js [options]
 //
 //   --connections N   writer connections (default 16)
-//   --tailers M       tailer connections (default 4); tailer t tails log t % L
-//   --logs L          logs, spread over the writers (default 16)
+//   --tailers M       tailer connections (default 4; 0 with --mixed); tailer t tails log t % L
+//   --logs L          logs, spread over the writers (default 16; 10000 with --mixed)
 //   --size B          entry bytes (default 100; ≥ 8 carries a send timestamp for tail latency)
 //   --seconds S       measured seconds, after a 1 s warm-up (default 10)
 //   --warmup S        warm-up seconds (default 1)
-//   --pipeline P      writes in flight per writer connection (default 256)
+//   --pipeline P      writes in flight per writer connection (default 256; 4 with --mixed);
+//                     with --rate, a safety cap on the writes in flight
+//   --rate R          open loop: R appends per second in all, spread over the writers and
+//                     paced by a 1 ms timer with catch-up; time the --pipeline cap held back
+//                     due writes is reported as rateShortfall
 //   --workers W       server workers when spawning the server (default 2)
+//   --engine E        native | native-free | auto, passed to the spawned server (when its
+//                     --help lists --engine; default: the server's default)
 //   --server PATH     the server entry point to spawn (default server.js, from the repo root)
 //   --url ws://…      use a running server instead of spawning one (needs --secret)
 //   --secret S        that server's secret (the content of <dataDir>/secret)
+//   --mixed           the mixed workload: --devices D connections over --logs L logs; device d
+//                     appends to log d % L and tails --device-tails others (pseudo-random by
+//                     --seed) from 0, on the same connection
+//   --devices D       devices of --mixed (default 1000)
+//   --device-tails K  logs each device tails in --mixed (default 10)
+//   --seed N          seed of the --mixed choice of tailed logs (default 1)
 //   --echo            also measure the bare uWS echo server (bench/echo-server.js) for a ratio
 //   --echo-only       measure only the echo server (no tailgrove server needed)
 //   --batch K         frames per message for --echo-only (default 1: pure message rate)
+//   --pubsub-only     measure only uWS pub/sub (bench/pubsub-server.js): 1 publisher keeps
+//                     --pipeline messages of --size bytes in flight (not yet received by every
+//                     subscriber) on one topic, --tailers subscribers; deliveries/s and
+//                     publish→receive latency
 //   --mask zero|random  client masking key (see raw-websocket.js; default zero)
+//   --json            print only the final JSON line (machine output)
 //   --verbose         per-second progress on stderr, server output on exit
 //
 // Prints a compact table on stdout, then one JSON line with every figure; exits 1 when the
-// run saw a protocol anomaly, unacknowledged writes or tailers short of the tails.
+// run saw a protocol anomaly, unacknowledged writes or tailers short of the tails. The JSON
+// has `mode` (load | mixed | echo | pubsub); every mode has appendsPerSec (echo: messages
+// echoed/s; pubsub: publishes/s), deliveredPerSec (pubsub: messages received by all
+// subscribers/s), ackLatency (echo: round trip) and tailLatency (pubsub: publish→receive).
 //
 // Reading the figures: a writer keeps at most P writes in flight, so appends/s can never
 // exceed connections × P ÷ mean ack latency. When appends/s sits at that bound, the run
 // measured latency, not capacity: raise --pipeline until appends/s stops growing.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -75,20 +95,28 @@ const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const optionSpec = {
   connections: { type: 'string', default: '16' },
-  tailers: { type: 'string', default: '4' },
-  logs: { type: 'string', default: '16' },
+  tailers: { type: 'string' }, // 4, or 0 with --mixed
+  logs: { type: 'string' }, // 16, or 10000 with --mixed
   size: { type: 'string', default: '100' },
   seconds: { type: 'string', default: '10' },
   warmup: { type: 'string', default: '1' },
-  pipeline: { type: 'string', default: '256' },
+  pipeline: { type: 'string' }, // 256, or 4 with --mixed
+  rate: { type: 'string' },
   workers: { type: 'string', default: '2' },
+  engine: { type: 'string' },
   server: { type: 'string', default: 'server.js' },
   url: { type: 'string' },
   secret: { type: 'string' },
+  mixed: { type: 'boolean', default: false },
+  devices: { type: 'string', default: '1000' },
+  'device-tails': { type: 'string', default: '10' },
+  seed: { type: 'string', default: '1' },
   echo: { type: 'boolean', default: false },
   'echo-only': { type: 'boolean', default: false },
   batch: { type: 'string', default: '1' },
+  'pubsub-only': { type: 'boolean', default: false },
   mask: { type: 'string', default: 'zero' },
+  json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 };
@@ -120,7 +148,20 @@ function integerOption(name, min) {
   return value;
 }
 
-const CONNECTIONS = integerOption('connections', 1);
+const MIXED = options.mixed;
+const PUBSUB_ONLY = options['pubsub-only'];
+if ([MIXED, PUBSUB_ONLY, options['echo-only']].filter(Boolean).length > 1) {
+  console.error('load: --mixed, --echo-only and --pubsub-only exclude each other');
+  process.exit(2);
+}
+if (options.tailers === undefined) options.tailers = MIXED ? '0' : '4';
+if (options.logs === undefined) options.logs = MIXED ? '10000' : '16';
+if (options.pipeline === undefined) options.pipeline = MIXED ? '4' : '256';
+const DEVICES = integerOption('devices', 1);
+const DEVICE_TAILS = integerOption('device-tails', 0);
+const SEED = integerOption('seed', 0);
+// In --mixed, the writers are the devices.
+const CONNECTIONS = MIXED ? DEVICES : integerOption('connections', 1);
 const TAILERS = integerOption('tailers', 0);
 const LOGS = integerOption('logs', 1);
 const SIZE = integerOption('size', 0);
@@ -129,10 +170,25 @@ const WARMUP = Number(options.warmup);
 const PIPELINE = integerOption('pipeline', 1);
 const WORKERS = integerOption('workers', 1);
 const ECHO_BATCH = integerOption('batch', 1);
+const RATE = options.rate === undefined ? 0 : Number(options.rate);
+const ENGINE = options.engine ?? null;
 const MASK = options.mask;
 const VERBOSE = options.verbose;
+const JSON_ONLY = options.json;
 if (!(SECONDS > 0) || !(WARMUP >= 0)) {
   console.error('load: --seconds must be > 0 and --warmup ≥ 0');
+  process.exit(2);
+}
+if (options.rate !== undefined && !(RATE > 0)) {
+  console.error(`load: --rate must be > 0 appends per second (got ${options.rate})`);
+  process.exit(2);
+}
+if (ENGINE !== null && !['native', 'native-free', 'auto'].includes(ENGINE)) {
+  console.error(`load: --engine is native, native-free or auto (got ${ENGINE})`);
+  process.exit(2);
+}
+if (PUBSUB_ONLY && SIZE < 16) {
+  console.error('load: --pubsub-only needs --size ≥ 16 (a sequence number and a timestamp travel in each message)');
   process.exit(2);
 }
 if (MASK !== 'zero' && MASK !== 'random') {
@@ -143,6 +199,9 @@ if (options.url && !options.secret) {
   console.error('load: --url needs --secret (the server\'s <dataDir>/secret)');
   process.exit(2);
 }
+
+/** The human-readable report (stdout); silent with --json, which prints only the JSON line. */
+const say = JSON_ONLY ? () => {} : (...args) => console.log(...args);
 
 const SITE = 'bench';
 const RUN_ID = Date.now().toString(36) + Math.floor(Math.random() * 1e6).toString(36);
@@ -516,11 +575,19 @@ class Writer extends Session {
     this.lastProgress = 0;
     this.progressAt = 0;
     this.acked = 0;
+    this.credits = 0; // --rate: writes due and not sent yet
     // Buffer pool: a message buffer returns to the pool once the socket has written it.
     const frames = Math.max(1, Math.min(PIPELINE, Math.floor(MESSAGE_BYTES_TARGET / WRITE_FRAME_BYTES)));
     this.framesPerMessage = frames;
-    this.poolBufferBytes = HEADER_ROOM + frames * WRITE_FRAME_BYTES + LOGS * ACK_FRAME_BYTES;
+    this.poolBufferBytes = 0; // set by start(), once the leases are known (room for one ack each)
     this.pool = [];
+  }
+
+  /** Leases logs `indices`, up to 256 requests in flight (a lease commits: group commit). */
+  async addLeases(indices) {
+    for (let i = 0; i < indices.length; i += 256) {
+      await Promise.all(indices.slice(i, i + 256).map((index) => this.addLease(index)));
+    }
   }
 
   async addLease(logIndex) {
@@ -532,6 +599,7 @@ class Writer extends Session {
   }
 
   start() {
+    this.poolBufferBytes = HEADER_ROOM + this.framesPerMessage * WRITE_FRAME_BYTES + this.leases.length * ACK_FRAME_BYTES;
     this.stopped = false;
     this.progressAt = performance.now();
     this.pump();
@@ -557,9 +625,12 @@ class Writer extends Session {
   /** Send what the pipeline allows, in as few messages as possible, with pending acks. */
   pump() {
     if (this.closed) return;
-    // Once stopped, only resends (lsn ≤ lease.limit) go out, one slot suffices.
-    const threshold = this.stopped ? 1 : REFILL;
+    // Once stopped, only resends (lsn ≤ lease.limit) go out, one slot suffices. With --rate,
+    // only the writes due (credits) go out, as soon as they are due.
+    const paced = RATE > 0 && !this.stopped;
+    const threshold = this.stopped || paced ? 1 : REFILL;
     let free = PIPELINE - this.inflight;
+    if (paced && this.credits < free) free = Math.floor(this.credits);
     let acksDue = this.hasAcksToSend();
     if (free < threshold && !(acksDue && (this.stopped || this.inflight === 0))) return;
     const now = performance.now();
@@ -619,6 +690,7 @@ class Writer extends Session {
         writes++;
       }
       free -= writes;
+      if (paced) this.credits -= writes;
       stats.writesSent += writes;
       if (writes > 0) stats.writeMessages++;
       if (offset === HEADER_ROOM) {
@@ -713,6 +785,45 @@ class Writer extends Session {
 // ---------------------------------------------------------------------------------------
 // Tailers: lease a log, tail from 0, count entries, check positions are gap-free.
 
+/** The _tail request for `handle`, from position 0. */
+function tailFrame(shard, handle) {
+  return controlFrame(OP_TAIL, shard, (b, h) => {
+    b.writeUInt32LE(handle, h + HEADER_A);
+    b.writeDoubleLE(0, h + HEADER_POSITION);
+  });
+}
+
+/**
+ * Counts the entries of one _entries frame for `tail` ({ name, handle, position, caughtUp })
+ * and checks they continue its position with no gap or duplicate.
+ */
+function consumeEntries(tail, b, h, payload, end, now) {
+  const flags = b[h + HEADER_FLAGS];
+  const handle = b.readUInt32LE(h + HEADER_A);
+  const count = b.readUInt32LE(h + HEADER_C);
+  const from = b.readDoubleLE(h + HEADER_POSITION);
+  if (handle !== tail.handle) return anomaly(`${tail.name}: _entries for handle ${handle}, tailing ${tail.handle}`);
+  if (from !== tail.position) {
+    anomaly(`${tail.name}: _entries from ${from}, expected ${tail.position} (${from > tail.position ? 'gap' : 'duplicate'})`);
+  }
+  if (flags & ENTRIES_CAUGHT_UP) tail.caughtUp = true;
+  let offset = payload;
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    if (offset + 4 > end) return anomaly(`${tail.name}: _entries payload shorter than its ${count} entries`);
+    const length = b.readUInt32LE(offset);
+    offset += 4;
+    if (offset + length > end) return anomaly(`${tail.name}: entry of ${length} bytes overruns the frame`);
+    if (measuring && length >= 8) tailLatency.record((now - b.readDoubleLE(offset)) * 1000);
+    offset += length;
+    bytes += length;
+  }
+  if (offset !== end) anomaly(`${tail.name}: ${end - offset} bytes after the ${count} entries of an _entries frame`);
+  tail.position = from + count;
+  stats.entries += count;
+  stats.entryBytes += bytes;
+}
+
 class Tailer extends Session {
   constructor(index, url, token, logIndex) {
     super(`tailer ${index}`, url, token);
@@ -724,38 +835,79 @@ class Tailer extends Session {
   async start() {
     const leased = await this.lease(logName(this.logIndex), false);
     this.handle = leased.handle;
-    const frame = controlFrame(OP_TAIL, leased.shard, (b, h) => {
-      b.writeUInt32LE(this.handle, h + HEADER_A);
-      b.writeDoubleLE(0, h + HEADER_POSITION);
-    });
-    this.sendControl(frame);
+    this.sendControl(tailFrame(leased.shard, this.handle));
   }
 
   onEntries(b, h, payload, end, now) {
-    const flags = b[h + HEADER_FLAGS];
-    const handle = b.readUInt32LE(h + HEADER_A);
-    const count = b.readUInt32LE(h + HEADER_C);
-    const from = b.readDoubleLE(h + HEADER_POSITION);
-    if (handle !== this.handle) return anomaly(`${this.name}: _entries for handle ${handle}, tailing ${this.handle}`);
-    if (from !== this.position) {
-      anomaly(`${this.name}: _entries from ${from}, expected ${this.position} (${from > this.position ? 'gap' : 'duplicate'})`);
-    }
-    if (flags & ENTRIES_CAUGHT_UP) this.caughtUp = true;
-    let offset = payload;
-    let bytes = 0;
-    for (let i = 0; i < count; i++) {
-      if (offset + 4 > end) return anomaly(`${this.name}: _entries payload shorter than its ${count} entries`);
-      const length = b.readUInt32LE(offset);
-      offset += 4;
-      if (offset + length > end) return anomaly(`${this.name}: entry of ${length} bytes overruns the frame`);
-      if (measuring && length >= 8) tailLatency.record((now - b.readDoubleLE(offset)) * 1000);
-      offset += length;
-      bytes += length;
-    }
-    if (offset !== end) anomaly(`${this.name}: ${end - offset} bytes after the ${count} entries of an _entries frame`);
-    this.position = from + count;
-    stats.entries += count;
-    stats.entryBytes += bytes;
+    consumeEntries(this, b, h, payload, end, now);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices (--mixed): one connection appends to its own log and tails DEVICE_TAILS others.
+
+/** mulberry32: a small deterministic PRNG (the tailed logs depend only on --seed). */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The logs device d tails: DEVICE_TAILS distinct logs other than its own, from the seed. */
+function tailedLogsOf(d, random) {
+  const own = d % LOGS;
+  const want = Math.min(DEVICE_TAILS, LOGS - 1);
+  const chosen = new Set();
+  while (chosen.size < want) {
+    const log = Math.floor(random() * LOGS);
+    if (log !== own) chosen.add(log);
+  }
+  return [...chosen];
+}
+
+class DeviceTail {
+  constructor(device, logIndex, handle) {
+    this.device = device;
+    this.name = `${device.name} tail of ${logName(logIndex)}`;
+    this.logIndex = logIndex;
+    this.handle = handle;
+    this.position = 0;
+    this.caughtUp = false;
+  }
+  get closed() {
+    return this.device.closed;
+  }
+}
+
+class Device extends Writer {
+  constructor(index, url, token, tailedLogs) {
+    super(index, url, token);
+    this.name = `device ${index}`;
+    this.ownLog = index % LOGS;
+    this.tailedLogs = tailedLogs;
+    this.tails = new Map(); // handle → DeviceTail
+  }
+
+  async setUp() {
+    await this.addLease(this.ownLog);
+    await Promise.all(
+      this.tailedLogs.map(async (logIndex) => {
+        const leased = await this.lease(logName(logIndex), false);
+        this.tails.set(leased.handle, new DeviceTail(this, logIndex, leased.handle));
+        this.sendControl(tailFrame(leased.shard, leased.handle));
+      }),
+    );
+  }
+
+  onEntries(b, h, payload, end, now) {
+    const tail = this.tails.get(b.readUInt32LE(h + HEADER_A));
+    if (tail === undefined) return anomaly(`${this.name}: _entries for handle ${b.readUInt32LE(h + HEADER_A)}, not tailed`);
+    consumeEntries(tail, b, h, payload, end, now);
   }
 }
 
@@ -894,19 +1046,133 @@ async function runEcho(url, { connections, batchFrames, frameBytes, pipelineFram
   };
 }
 
-async function withEchoServer(fn) {
-  const echo = startChild(['bench/echo-server.js', '--host', '127.0.0.1', '--port', '0'], /echo ready (ws:\/\/\S+)/, 'echo server');
+/** Starts a reference server (echo or pub/sub), runs fn(url, pid), stops it. */
+async function withReferenceServer(script, readyPattern, what, fn) {
+  const reference = startChild([script, '--host', '127.0.0.1', '--port', '0'], readyPattern, what);
   try {
-    const url = await echo.ready;
-    const cpu0 = processCpuSeconds(echo.child.pid);
+    const url = await reference.ready;
+    const cpu0 = processCpuSeconds(reference.child.pid);
     const t0 = performance.now();
-    const result = await fn(url);
-    result.serverCpuPercent = Math.round(((processCpuSeconds(echo.child.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100);
-    if (/fallback/i.test(echo.output())) result.warning = echo.output().trim();
+    const result = await fn(url, reference.child.pid);
+    result.serverCpuPercent ??= Math.round(((processCpuSeconds(reference.child.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100);
+    if (/fallback/i.test(reference.output())) result.warning = reference.output().trim();
     return result;
   } finally {
-    await stopChild(echo, 2000);
+    await stopChild(reference, 2000);
   }
+}
+
+const withEchoServer = (fn) => withReferenceServer('bench/echo-server.js', /echo ready (ws:\/\/\S+)/, 'echo server', fn);
+
+// ---------------------------------------------------------------------------------------
+// uWS pub/sub baseline: 1 publisher, M subscribers of one topic (bench/pubsub-server.js).
+// A message is in flight from its publish until every subscriber received it; the publisher
+// keeps `pipeline` in flight. Each message carries its sequence number (bytes 0–3) and its
+// send time (bytes 8–15).
+
+async function runPubsub(url, serverPid, { subscribers, size, pipeline, seconds, warmup }) {
+  if (subscribers < 1) throw new Error('--pubsub-only needs --tailers ≥ 1 (the subscribers)');
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const latency = new Histogram();
+  const ringSize = pow2AtLeast(pipeline * 2);
+  const ringMask = ringSize - 1;
+  const received = new Uint32Array(ringSize); // per in-flight message: subscribers that have it
+  let published = 0; // messages sent (the next sequence number)
+  let completed = 0; // messages every subscriber received (in order: each socket is FIFO)
+  let deliveries = 0; // messages received by any subscriber, while measuring
+  let psMeasuring = false;
+  let running = true;
+  let publisher = null;
+  const template = Buffer.alloc(size, 0x5a);
+  const publish = () => {
+    if (!running || publisher === null) return;
+    const now = performance.now();
+    while (published - completed < pipeline) {
+      const buffer = Buffer.allocUnsafe(HEADER_ROOM + size);
+      template.copy(buffer, HEADER_ROOM);
+      buffer.writeUInt32LE(published >>> 0, HEADER_ROOM);
+      buffer.writeDoubleLE(now, HEADER_ROOM + 8);
+      published++;
+      publisher.sendFramed(buffer, HEADER_ROOM, buffer.length);
+    }
+  };
+  const sockets = [];
+  const expected = new Float64Array(subscribers); // next sequence number per subscriber
+  const open = async (index) => {
+    const ws = await RawWebSocket.connect(`${base}sub`, {
+      mask: MASK,
+      onMessage: (b, start, end) => {
+        const now = performance.now();
+        if (end - start !== size) return anomaly(`pubsub: subscriber ${index} got ${end - start} bytes, published ${size}`);
+        const seq = b.readUInt32LE(start);
+        if (seq !== (expected[index] >>> 0)) anomaly(`pubsub: subscriber ${index} got message ${seq}, expected ${expected[index]}`);
+        expected[index]++;
+        if (psMeasuring) {
+          deliveries++;
+          latency.record((now - b.readDoubleLE(start + 8)) * 1000);
+        }
+        const slot = seq & ringMask;
+        if (++received[slot] === subscribers) {
+          received[slot] = 0;
+          completed++;
+          publish();
+        }
+      },
+      onClose: (code, reason, error) => {
+        if (running) anomaly(`pubsub: subscriber ${index} closed (${code}) ${error?.message ?? reason}`);
+      },
+    });
+    sockets.push(ws);
+  };
+  const indices = Array.from({ length: subscribers }, (_, i) => i);
+  await inBatches(indices, CONNECT_BATCH, open);
+  publisher = await RawWebSocket.connect(`${base}pub`, {
+    mask: MASK,
+    onMessage: () => anomaly('pubsub: the publisher received a message'),
+    onClose: (code, reason, error) => {
+      if (running) anomaly(`pubsub: publisher closed (${code}) ${error?.message ?? reason}`);
+    },
+  });
+  sockets.push(publisher);
+  let lastCompleted = 0;
+  let progressAt = performance.now();
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    if (completed !== lastCompleted || published === completed) {
+      lastCompleted = completed;
+      progressAt = now;
+    } else if (now - progressAt > STALL_MS) {
+      anomaly(`pubsub: no message completed for ${Math.round(now - progressAt)} ms (${published - completed} in flight): uWS dropped a publish?`);
+      progressAt = now;
+    }
+  }, 500);
+  publish();
+  await sleep(warmup * 1000);
+  latency.reset();
+  const before = { completed, t: performance.now(), client: clientCpuSeconds(), server: processCpuSeconds(serverPid) };
+  psMeasuring = true;
+  await sleep(seconds * 1000);
+  psMeasuring = false;
+  const after = { completed, t: performance.now(), client: clientCpuSeconds(), server: processCpuSeconds(serverPid) };
+  const elapsed = (after.t - before.t) / 1000;
+  running = false;
+  clearInterval(watchdog);
+  for (const ws of sockets) ws.close(1000);
+  await sleep(100);
+  for (const ws of sockets) if (!ws.closed) ws.destroy();
+  const publishesPerSec = (after.completed - before.completed) / elapsed;
+  return {
+    subscribers,
+    size,
+    pipeline,
+    elapsedSec: Math.round(elapsed * 1000) / 1000,
+    publishesPerSec: Math.round(publishesPerSec),
+    deliveredPerSec: Math.round(deliveries / elapsed),
+    deliveredMBPerSec: Math.round(((deliveries * size) / elapsed) / 1e5) / 10,
+    latency: latency.summary(),
+    clientCpuPercent: Math.round(((after.client - before.client) / elapsed) * 100),
+    serverCpuPercent: Math.round(((after.server - before.server) / elapsed) * 100),
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -916,6 +1182,41 @@ let serverDeath = new Promise(() => {}); // resolves with a message if the spawn
 let serverDied = null;
 const sleepUnlessServerDies = (ms) => Promise.race([sleep(ms), serverDeath]);
 
+/** The spawned server's --help text (to pass only the flags it knows), or '' if it fails. */
+let serverHelpText = null;
+function serverHelp() {
+  if (serverHelpText === null) {
+    const help = spawnSync(process.execPath, [options.server, '--help'], { cwd: repositoryRoot, encoding: 'utf8', timeout: 30000 });
+    serverHelpText = `${help.stdout ?? ''}${help.stderr ?? ''}`;
+  }
+  return serverHelpText;
+}
+
+/** The server's flags for this run: engine, and limits raised to the run's shape. */
+function serverLimitArgs() {
+  const help = serverHelp();
+  const args = [];
+  const knows = (flag) => help.includes(flag);
+  if (ENGINE !== null) {
+    if (!knows('--engine')) throw new Error(`--engine ${ENGINE}: the server (${options.server}) has no --engine option`);
+    args.push('--engine', ENGINE);
+  }
+  const connections = CONNECTIONS + TAILERS;
+  if (connections + 16 > 1000 && knows('--connections-per-address-max')) {
+    args.push('--connections-per-address-max', String(Math.min(65000, connections + 64)));
+  }
+  const leasesPerWriter = MIXED ? 1 + DEVICE_TAILS : CONNECTIONS >= LOGS ? 1 : Math.ceil(LOGS / CONNECTIONS);
+  if (leasesPerWriter > 1000 && knows('--leases-per-session')) args.push('--leases-per-session', String(leasesPerWriter + 16));
+  if (MIXED && DEVICE_TAILS > 250 && knows('--tails-per-session')) args.push('--tails-per-session', String(DEVICE_TAILS + 16));
+  return args;
+}
+
+/** Runs `open(item)` over `items`, `batch` at a time: thousands of handshakes at once overflow the accept queue. */
+async function inBatches(items, batch, open) {
+  for (let i = 0; i < items.length; i += batch) await Promise.all(items.slice(i, i + batch).map(open));
+}
+const CONNECT_BATCH = 64;
+
 async function runLoad() {
   let server = null;
   let url = options.url;
@@ -924,11 +1225,16 @@ async function runLoad() {
   if (!url) {
     dataDir = mkdtempSync(join(tmpdir(), 'tailgrove-bench-'));
     server = startChild(
-      [options.server, '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', String(WORKERS)],
+      [options.server, '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', String(WORKERS), ...serverLimitArgs()],
       /tailgrove ready (ws:\/\/\S+)/,
       'tailgrove server',
     );
-    url = await server.ready;
+    try {
+      url = await server.ready;
+    } catch (error) {
+      rmSync(dataDir, { recursive: true, force: true });
+      throw error;
+    }
     secret = readFileSync(join(dataDir, 'secret'), 'utf8').trim();
     const started = performance.now();
     serverDeath = server.exited.then((code) => {
@@ -945,32 +1251,75 @@ async function runLoad() {
 
   const writers = [];
   const tailers = [];
+  const tails = []; // everything that tails: tailers, and the devices' tails in --mixed
   const result = { ok: false };
   let progressTimer = null;
   let watchdogTimer = null;
+  let rateTimer = null;
+  const pacing = { blockedMs: 0, dueWrites: 0, ticks: 0, blockedTicks: 0 };
   try {
     // Connect everyone, then lease: writer i takes logs i, i+N, … (or log i % L when there
-    // are more writers than logs: then several devices write the same log).
-    for (let i = 0; i < CONNECTIONS; i++) writers.push(new Writer(i, url, token(`w${i}`)));
+    // are more writers than logs: then several devices write the same log). In --mixed,
+    // device d writes log d % L and tails DEVICE_TAILS others.
+    const random = prng(SEED);
+    for (let i = 0; i < CONNECTIONS; i++) {
+      writers.push(MIXED ? new Device(i, url, token(`d${i}`), tailedLogsOf(i, random)) : new Writer(i, url, token(`w${i}`)));
+    }
     for (let t = 0; t < TAILERS; t++) tailers.push(new Tailer(t, url, token(`t${t}`), t % LOGS));
-    await Promise.all([...writers, ...tailers].map((session) => session.open()));
+    await inBatches([...writers, ...tailers], CONNECT_BATCH, (session) => session.open());
     const limits = writers[0].limits;
     if (limits.entryBytesMax !== undefined && SIZE > limits.entryBytesMax) {
       throw new Error(`--size ${SIZE} exceeds the server's entryBytesMax ${limits.entryBytesMax}`);
     }
-    await Promise.all(
-      writers.map(async (writer, i) => {
-        if (CONNECTIONS >= LOGS) await writer.addLease(i % LOGS);
-        else for (let j = i; j < LOGS; j += CONNECTIONS) await writer.addLease(j);
-      }),
-    );
-    await Promise.all(tailers.map((tailer) => tailer.start()));
+    if (MIXED) {
+      await inBatches(writers, CONNECT_BATCH, (device) => device.setUp());
+      for (const device of writers) tails.push(...device.tails.values());
+    } else {
+      await Promise.all(
+        writers.map(async (writer, i) => {
+          if (CONNECTIONS >= LOGS) await writer.addLease(i % LOGS);
+          else {
+            const indices = [];
+            for (let j = i; j < LOGS; j += CONNECTIONS) indices.push(j);
+            await writer.addLeases(indices);
+          }
+        }),
+      );
+    }
+    await inBatches(tailers, CONNECT_BATCH, (tailer) => tailer.start());
+    tails.push(...tailers);
 
     for (const writer of writers) writer.start();
     watchdogTimer = setInterval(() => {
       const now = performance.now();
       for (const writer of writers) writer.watchdog(now);
     }, 500);
+    if (RATE > 0) {
+      // Open loop: every millisecond (or as late as the event loop allows), each writer is
+      // credited the writes due since the last tick and sends what the cap lets through;
+      // credits not sent stay due (catch-up).
+      const perWriterPerMs = RATE / CONNECTIONS / 1000;
+      let last = performance.now();
+      rateTimer = setInterval(() => {
+        const now = performance.now();
+        const dt = now - last;
+        last = now;
+        let blocked = false;
+        for (const writer of writers) {
+          writer.credits += dt * perWriterPerMs;
+          writer.pump();
+          if (writer.credits >= 1 && writer.inflight >= PIPELINE) blocked = true;
+        }
+        if (measuring) {
+          pacing.ticks++;
+          pacing.dueWrites += dt * perWriterPerMs * CONNECTIONS;
+          if (blocked) {
+            pacing.blockedTicks++;
+            pacing.blockedMs += dt;
+          }
+        }
+      }, 1);
+    }
     if (VERBOSE) {
       let last = { acks: 0, entries: 0 };
       progressTimer = setInterval(() => {
@@ -988,19 +1337,21 @@ async function runLoad() {
     measuring = false;
     const after = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN };
     const elapsed = (after.t - before.t) / 1000;
+    const behindWrites = writers.reduce((sum, w) => sum + Math.floor(w.credits), 0);
 
     // Drain: stop writing, wait for the last acks and for the tailers to reach the tails.
+    clearInterval(rateTimer);
     for (const writer of writers) writer.stop();
     const drainStart = performance.now();
-    const tailedLogs = new Set(tailers.map((t) => t.logIndex));
+    const tailedLogs = new Set(tails.map((t) => t.logIndex));
     const drained = () =>
-      writers.every((w) => w.inflight === 0 || w.closed) && tailers.every((t) => t.closed || t.position >= logAcked[t.logIndex]);
+      writers.every((w) => w.inflight === 0 || w.closed) && tails.every((t) => t.closed || t.position >= logAcked[t.logIndex]);
     while (!drained() && !serverDied && performance.now() - drainStart < 5000) await sleep(20);
     for (const writer of writers) writer.pump(); // final ack frames
     const drainMs = Math.round(performance.now() - drainStart);
     const inflightLeft = writers.reduce((sum, w) => sum + w.inflight, 0);
-    const tailLag = tailers.map((t) => logAcked[t.logIndex] - t.position);
-    for (const t of tailers) {
+    const tailLag = tails.map((t) => logAcked[t.logIndex] - t.position);
+    for (const t of tails) {
       if (t.position > logAcked[t.logIndex]) {
         anomaly(`${t.name}: delivered ${t.position} entries of ${t.logIndex === undefined ? '?' : logName(t.logIndex)} but only ${logAcked[t.logIndex]} were acknowledged`);
       }
@@ -1010,23 +1361,31 @@ async function runLoad() {
     const deliveredPerSec = (after.entries - before.entries) / elapsed;
     let appendsOnTailedLogs = 0;
     for (const index of tailedLogs) appendsOnTailedLogs += logAcked[index];
+    const lagging = tailLag.filter((lag) => lag !== 0);
     Object.assign(result, {
+      mode: MIXED ? 'mixed' : 'load',
       serverDied,
-      ok: !serverDied && stats.anomalyCount === 0 && inflightLeft === 0 && tailLag.every((lag) => lag === 0),
-      config: { connections: CONNECTIONS, tailers: TAILERS, logs: LOGS, size: SIZE, seconds: SECONDS, warmup: WARMUP, pipeline: PIPELINE, workers: server ? WORKERS : null, mask: MASK, url: options.url ?? null },
+      ok: !serverDied && stats.anomalyCount === 0 && inflightLeft === 0 && lagging.length === 0,
+      config: {
+        connections: CONNECTIONS, tailers: TAILERS, logs: LOGS, size: SIZE, seconds: SECONDS, warmup: WARMUP, pipeline: PIPELINE,
+        rate: RATE || null, workers: server ? WORKERS : null, engine: server ? ENGINE : null, mask: MASK, url: options.url ?? null,
+        ...(MIXED ? { mixed: true, devices: DEVICES, deviceTails: DEVICE_TAILS, seed: SEED } : {}),
+      },
       elapsedSec: Math.round(elapsed * 1000) / 1000,
       appendsPerSec: Math.round(appendsPerSec),
       appendMBPerSec: Math.round((appendsPerSec * SIZE) / 1e5) / 10,
       deliveredPerSec: Math.round(deliveredPerSec),
       deliveredMBPerSec: Math.round(((after.entryBytes - before.entryBytes) / elapsed) / 1e5) / 10,
       tailFanout: TAILERS,
+      tails: tails.length,
       writesPerMessage: Math.round(((after.writesSent - before.writesSent) / Math.max(1, after.writeMessages - before.writeMessages)) * 10) / 10,
       ackLatency: ackLatency.summary(),
       tailLatency: SIZE >= 8 ? tailLatency.summary() : null,
       clientCpuPercent: Math.round(((after.client - before.client) / elapsed) * 100),
       serverCpuPercent: server && !serverDied ? Math.round(((after.server - before.server) / elapsed) * 100) : null,
       totals: { acks: stats.acks, writesSent: stats.writesSent, entriesDelivered: stats.entries, appendsOnTailedLogs, acksSent: stats.acksSent },
-      drain: { ms: drainMs, inflightLeft, tailLag },
+      // One entry per tail (the lag of each) up to 64 tails; beyond, only the lagging ones.
+      drain: { ms: drainMs, inflightLeft, tailLag: tails.length <= 64 ? tailLag : lagging.slice(0, 64), tailsLagging: lagging.length },
       nacks: stats.nacks,
       overloaded: stats.overloaded,
       resends: stats.resends,
@@ -1035,8 +1394,32 @@ async function runLoad() {
       anomalies: stats.anomalies,
       anomalyCount: stats.anomalyCount,
     });
+    if (MIXED) {
+      const written = new Set(writers.map((w) => w.ownLog));
+      result.mixed = {
+        devices: DEVICES,
+        logs: LOGS,
+        logsWritten: written.size,
+        tails: tails.length,
+        tailsOfWrittenLogs: tails.filter((t) => written.has(t.logIndex)).length,
+        logsLeased: new Set([...written, ...tails.map((t) => t.logIndex)]).size,
+      };
+    }
+    if (RATE > 0) {
+      result.targetRate = RATE;
+      result.rateAchieved = Math.round((appendsPerSec / RATE) * 1000) / 1000;
+      // Time the --pipeline cap held back due writes, and the writes still due at the end of
+      // the window: both 0 when the open loop kept its schedule.
+      result.rateShortfall = {
+        blockedMs: Math.round(pacing.blockedMs),
+        blockedFraction: pacing.ticks ? Math.round((pacing.blockedTicks / pacing.ticks) * 1000) / 1000 : 0,
+        behindWrites,
+        dueWrites: Math.round(pacing.dueWrites),
+      };
+    }
   } finally {
     shuttingDown = true;
+    clearInterval(rateTimer);
     clearInterval(progressTimer);
     clearInterval(watchdogTimer);
     for (const session of [...writers, ...tailers]) session.close();
@@ -1063,41 +1446,50 @@ const lat = (s) => (s && s.count ? `p50 ${ms(s.p50Ms)}  p99 ${ms(s.p99Ms)}  p99.
 
 function printLoad(r) {
   const c = r.config;
-  if (r.serverDied) console.log(`!! ${r.serverDied}: the figures below cover only the time before`);
-  console.log(
-    `tailgrove load: ${c.connections} writers over ${c.logs} logs, ${c.tailers} tailers, ${c.size} B entries, ` +
-      `pipeline ${c.pipeline}, ${c.workers ?? 'external'} workers, ${r.elapsedSec} s measured after ${c.warmup} s warm-up`,
+  if (r.serverDied) say(`!! ${r.serverDied}: the figures below cover only the time before`);
+  const who = c.mixed
+    ? `${c.devices} devices over ${c.logs} logs (each appends to 1, tails ${c.deviceTails}), ${c.tailers} more tailers`
+    : `${c.connections} writers over ${c.logs} logs, ${c.tailers} tailers`;
+  say(
+    `tailgrove ${r.mode}: ${who}, ${c.size} B entries, ` +
+      `${c.rate ? `open loop at ${fmt(c.rate)} appends/s (cap ${c.pipeline} in flight)` : `pipeline ${c.pipeline}`}, ` +
+      `${c.workers ?? 'external'} workers${c.engine ? ` (${c.engine})` : ''}, ${r.elapsedSec} s measured after ${c.warmup} s warm-up`,
   );
-  console.log(`  appends/s        ${fmt(r.appendsPerSec).padStart(12)}   (${r.appendMBPerSec} MB/s of entries, acks received)`);
-  console.log(`  delivered/s      ${fmt(r.deliveredPerSec).padStart(12)}   (entries at ${c.tailers} tailers, ${r.deliveredMBPerSec} MB/s)`);
-  console.log(`  append→ack       ${lat(r.ackLatency)}`);
-  console.log(`  append→tailer    ${lat(r.tailLatency)}`);
-  console.log(`  writes/message   ${r.writesPerMessage}`);
-  console.log(`  cpu              client ${r.clientCpuPercent}%  server ${r.serverCpuPercent ?? '—'}%  (100% = one core)`);
-  console.log(`  drain            ${r.drain.ms} ms, ${r.drain.inflightLeft} writes unacknowledged, tail lag [${r.drain.tailLag.join(', ')}]`);
+  say(`  appends/s        ${fmt(r.appendsPerSec).padStart(12)}   (${r.appendMBPerSec} MB/s of entries, acks received)`);
+  if (r.rateShortfall) {
+    const s = r.rateShortfall;
+    say(`  open loop        ${Math.round(r.rateAchieved * 100)} % of ${fmt(r.targetRate)}/s; cap blocked ${s.blockedMs} ms (${Math.round(s.blockedFraction * 100)} % of ticks), ${fmt(s.behindWrites)} writes behind`);
+  }
+  say(`  delivered/s      ${fmt(r.deliveredPerSec).padStart(12)}   (entries at ${r.tails} tails, ${r.deliveredMBPerSec} MB/s)`);
+  if (r.mixed) say(`  mixed            ${r.mixed.logsWritten} logs written, ${r.mixed.logsLeased} leased; ${r.mixed.tailsOfWrittenLogs} of ${r.mixed.tails} tails on a written log`);
+  say(`  append→ack       ${lat(r.ackLatency)}`);
+  say(`  append→tailer    ${lat(r.tailLatency)}`);
+  say(`  writes/message   ${r.writesPerMessage}`);
+  say(`  cpu              client ${r.clientCpuPercent}%  server ${r.serverCpuPercent ?? '—'}%  (100% = one core)`);
+  say(`  drain            ${r.drain.ms} ms, ${r.drain.inflightLeft} writes unacknowledged, ${r.drain.tailsLagging} tails short of the tail${r.tails <= 16 ? ` [${r.drain.tailLag.join(', ')}]` : ''}`);
   const trouble = [];
   if (r.nacks) trouble.push(`${r.nacks} nacks`);
   if (r.overloaded) trouble.push(`${r.overloaded} OVERLOADED`);
   if (r.resends) trouble.push(`${r.resends} resends`);
   if (r.duplicateAcks) trouble.push(`${r.duplicateAcks} duplicate acks`);
   for (const [name, count] of Object.entries(r.errors)) trouble.push(`${count} × ${name}`);
-  console.log(`  trouble          ${trouble.length ? trouble.join(', ') : 'none'}`);
+  say(`  trouble          ${trouble.length ? trouble.join(', ') : 'none'}`);
   if (r.anomalies.length) {
-    console.log(`  anomalies (${r.anomalyCount}):`);
-    for (const line of r.anomalies) console.log(`    - ${line}`);
+    say(`  anomalies (${r.anomalyCount}):`);
+    for (const line of r.anomalies) say(`    - ${line}`);
   }
 }
 
 function printEcho(e) {
-  console.log(
+  say(
     `uWS echo: ${e.connections} connections, ${e.batchFrames} × ${e.frameBytes} B frames per message, ` +
       `${e.messagesInFlightPerConnection} messages in flight each`,
   );
-  console.log(`  messages/s       ${fmt(e.messagesPerSec).padStart(12)}   (${e.mbPerSec} MB/s each way)`);
-  console.log(`  frames/s         ${fmt(e.framesPerSec).padStart(12)}`);
-  console.log(`  round trip       ${lat(e.rtt)}`);
-  console.log(`  cpu              client ${e.clientCpuPercent}%  server ${e.serverCpuPercent}%`);
-  if (e.warning) console.log(`  WARNING          ${e.warning}`);
+  say(`  messages/s       ${fmt(e.messagesPerSec).padStart(12)}   (${e.mbPerSec} MB/s each way)`);
+  say(`  frames/s         ${fmt(e.framesPerSec).padStart(12)}`);
+  say(`  round trip       ${lat(e.rtt)}`);
+  say(`  cpu              client ${e.clientCpuPercent}%  server ${e.serverCpuPercent}%`);
+  if (e.warning) say(`  WARNING          ${e.warning}`);
 }
 
 async function measureEcho(shape) {
@@ -1108,6 +1500,15 @@ async function measureEcho(shape) {
     e.clientCpuPercent = Math.round(((clientCpuSeconds() - c0) / ((performance.now() - t0) / 1000)) * 100);
     return e;
   });
+}
+
+function printPubsub(p) {
+  say(`uWS pub/sub: 1 publisher, ${p.subscribers} subscribers of one topic, ${p.size} B messages, ${p.pipeline} in flight, ${p.elapsedSec} s measured`);
+  say(`  publishes/s      ${fmt(p.publishesPerSec).padStart(12)}   (received by every subscriber)`);
+  say(`  delivered/s      ${fmt(p.deliveredPerSec).padStart(12)}   (messages at all subscribers, ${p.deliveredMBPerSec} MB/s)`);
+  say(`  publish→receive  ${lat(p.latency)}`);
+  say(`  cpu              client ${p.clientCpuPercent}%  server ${p.serverCpuPercent}%`);
+  if (p.warning) say(`  WARNING          ${p.warning}`);
 }
 
 async function main() {
@@ -1133,8 +1534,45 @@ async function main() {
     });
     echo.anomalies = stats.anomalies;
     printEcho(echo);
-    for (const line of stats.anomalies) console.log(`    - ${line}`);
-    console.log(JSON.stringify({ echo }));
+    for (const line of stats.anomalies) say(`    - ${line}`);
+    // The common figures under the names of a tailgrove run: one echoed message is one
+    // "append", its round trip the "ack latency".
+    console.log(JSON.stringify({
+      mode: 'echo',
+      ok: stats.anomalyCount === 0,
+      appendsPerSec: echo.messagesPerSec,
+      deliveredPerSec: null,
+      ackLatency: echo.rtt,
+      tailLatency: null,
+      serverCpuPercent: echo.serverCpuPercent,
+      clientCpuPercent: echo.clientCpuPercent,
+      anomalyCount: stats.anomalyCount,
+      echo,
+    }));
+    if (stats.anomalyCount) process.exitCode = 1;
+    return;
+  }
+
+  if (PUBSUB_ONLY) {
+    const pubsub = await withReferenceServer('bench/pubsub-server.js', /pubsub ready (ws:\/\/\S+)/, 'pub/sub server', (url, pid) =>
+      runPubsub(url, pid, { subscribers: TAILERS, size: SIZE, pipeline: PIPELINE, seconds: SECONDS, warmup: WARMUP }),
+    );
+    pubsub.anomalies = stats.anomalies;
+    printPubsub(pubsub);
+    for (const line of stats.anomalies) say(`    - ${line}`);
+    console.log(JSON.stringify({
+      mode: 'pubsub',
+      ok: stats.anomalyCount === 0,
+      appendsPerSec: pubsub.publishesPerSec,
+      deliveredPerSec: pubsub.deliveredPerSec,
+      ackLatency: null,
+      tailLatency: pubsub.latency,
+      tailFanout: TAILERS,
+      serverCpuPercent: pubsub.serverCpuPercent,
+      clientCpuPercent: pubsub.clientCpuPercent,
+      anomalyCount: stats.anomalyCount,
+      pubsub,
+    }));
     if (stats.anomalyCount) process.exitCode = 1;
     return;
   }
@@ -1157,7 +1595,7 @@ async function main() {
     printEcho(echo);
     report.echo = echo;
     report.appendsPerEchoFrame = Math.round((load.appendsPerSec / echo.framesPerSec) * 1000) / 1000;
-    console.log(`  ratio            tailgrove appends/s ÷ echo frames/s = ${report.appendsPerEchoFrame}`);
+    say(`  ratio            tailgrove appends/s ÷ echo frames/s = ${report.appendsPerEchoFrame}`);
   }
   console.log(JSON.stringify(report));
   if (!load.ok) process.exitCode = 1;
