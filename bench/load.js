@@ -12,8 +12,9 @@
 //   --pipeline P      writes in flight per writer connection (default 256; 4 with --mixed);
 //                     with --rate, a safety cap on the writes in flight
 //   --rate R          open loop: R appends per second in all, spread over the writers and
-//                     paced by a 1 ms timer with catch-up; time the --pipeline cap held back
-//                     due writes is reported as rateShortfall
+//                     paced by a 1 ms timer with catch-up; latency counts from the time the
+//                     schedule intended; time the --pipeline cap held back due writes is
+//                     reported as rateShortfall
 //   --workers W       server workers when spawning the server (default 2)
 //   --engine E        native | native-free | auto, passed to the spawned server (when its
 //                     --help lists --engine; default: the server's default)
@@ -575,7 +576,11 @@ class Writer extends Session {
     this.lastProgress = 0;
     this.progressAt = 0;
     this.acked = 0;
-    this.credits = 0; // --rate: writes due and not sent yet
+    // --rate: this writer's schedule, `perMs` writes per millisecond from `t0`; `scheduled`
+    // writes of it went out. A write's timestamp is the time the schedule intended.
+    this.t0 = 0;
+    this.perMs = 0;
+    this.scheduled = 0;
     // Buffer pool: a message buffer returns to the pool once the socket has written it.
     const frames = Math.max(1, Math.min(PIPELINE, Math.floor(MESSAGE_BYTES_TARGET / WRITE_FRAME_BYTES)));
     this.framesPerMessage = frames;
@@ -626,14 +631,14 @@ class Writer extends Session {
   pump() {
     if (this.closed) return;
     // Once stopped, only resends (lsn ≤ lease.limit) go out, one slot suffices. With --rate,
-    // only the writes due (credits) go out, as soon as they are due.
+    // only the writes due by the schedule go out, as soon as they are due.
     const paced = RATE > 0 && !this.stopped;
     const threshold = this.stopped || paced ? 1 : REFILL;
+    const now = performance.now();
     let free = PIPELINE - this.inflight;
-    if (paced && this.credits < free) free = Math.floor(this.credits);
+    if (paced) free = Math.min(free, this.due(now));
     let acksDue = this.hasAcksToSend();
     if (free < threshold && !(acksDue && (this.stopped || this.inflight === 0))) return;
-    const now = performance.now();
     const leases = this.leases;
     while (free >= threshold || acksDue) {
       const entry = this.takeBuffer();
@@ -676,10 +681,11 @@ class Writer extends Session {
         const slot = lsn & lease.mask;
         lease.nextLsn = lsn + 1;
         if (lsn > lease.highestSent) lease.highestSent = lsn;
+        const stamp = paced ? this.t0 + ++this.scheduled / this.perMs : now;
         lease.template.copy(b, offset);
         b.writeUInt32LE(lsn, offset + H + HEADER_B);
-        if (SIZE >= 8) b.writeDoubleLE(now, offset + H + WRITE_HEADER);
-        lease.sentAt[slot] = now;
+        if (SIZE >= 8) b.writeDoubleLE(stamp, offset + H + WRITE_HEADER);
+        lease.sentAt[slot] = stamp;
         lease.framesSent = (lease.framesSent + 1) >>> 0;
         lease.sendSeq[slot] = lease.framesSent;
         if (lease.state[slot] !== IN_FLIGHT) {
@@ -690,7 +696,6 @@ class Writer extends Session {
         writes++;
       }
       free -= writes;
-      if (paced) this.credits -= writes;
       stats.writesSent += writes;
       if (writes > 0) stats.writeMessages++;
       if (offset === HEADER_ROOM) {
@@ -700,6 +705,11 @@ class Writer extends Session {
       this.ws.sendFramed(b, HEADER_ROOM, offset, entry.release);
       if (writes < count) break;
     }
+  }
+
+  /** --rate: writes the schedule wants sent by `now` that have not gone out. */
+  due(now) {
+    return Math.floor((now - this.t0) * this.perMs) - this.scheduled;
   }
 
   /** Stop new writes; keep resending what a dropped write forces to resend. */
@@ -1256,7 +1266,7 @@ async function runLoad() {
   let progressTimer = null;
   let watchdogTimer = null;
   let rateTimer = null;
-  const pacing = { blockedMs: 0, dueWrites: 0, ticks: 0, blockedTicks: 0 };
+  const pacing = { blockedMs: 0, ticks: 0, blockedTicks: 0 };
   try {
     // Connect everyone, then lease: writer i takes logs i, i+N, … (or log i % L when there
     // are more writers than logs: then several devices write the same log). In --mixed,
@@ -1289,16 +1299,24 @@ async function runLoad() {
     await inBatches(tailers, CONNECT_BATCH, (tailer) => tailer.start());
     tails.push(...tailers);
 
+    if (RATE > 0) {
+      // Open loop (as bench/peers/common.js): writer i's schedule starts i/N of an interval
+      // after the first; every millisecond (or as late as the event loop allows) each writer
+      // sends what is due and what the cap lets through; the rest stays due (catch-up), and
+      // latency counts from the scheduled time, so queueing shows in it.
+      const perMs = RATE / CONNECTIONS / 1000;
+      const start = performance.now();
+      for (const [i, writer] of writers.entries()) {
+        writer.perMs = perMs;
+        writer.t0 = start + i / CONNECTIONS / perMs;
+      }
+    }
     for (const writer of writers) writer.start();
     watchdogTimer = setInterval(() => {
       const now = performance.now();
       for (const writer of writers) writer.watchdog(now);
     }, 500);
     if (RATE > 0) {
-      // Open loop: every millisecond (or as late as the event loop allows), each writer is
-      // credited the writes due since the last tick and sends what the cap lets through;
-      // credits not sent stay due (catch-up).
-      const perWriterPerMs = RATE / CONNECTIONS / 1000;
       let last = performance.now();
       rateTimer = setInterval(() => {
         const now = performance.now();
@@ -1306,13 +1324,11 @@ async function runLoad() {
         last = now;
         let blocked = false;
         for (const writer of writers) {
-          writer.credits += dt * perWriterPerMs;
           writer.pump();
-          if (writer.credits >= 1 && writer.inflight >= PIPELINE) blocked = true;
+          if (writer.inflight >= PIPELINE && writer.due(now) >= 1) blocked = true;
         }
         if (measuring) {
           pacing.ticks++;
-          pacing.dueWrites += dt * perWriterPerMs * CONNECTIONS;
           if (blocked) {
             pacing.blockedTicks++;
             pacing.blockedMs += dt;
@@ -1331,13 +1347,14 @@ async function runLoad() {
     await sleepUnlessServerDies(WARMUP * 1000);
     ackLatency.reset();
     tailLatency.reset();
-    const before = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN };
+    const before = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN, scheduled: writers.reduce((sum, w) => sum + w.scheduled, 0) };
     measuring = true;
     await sleepUnlessServerDies(SECONDS * 1000);
     measuring = false;
     const after = { ...stats, t: performance.now(), client: clientCpuSeconds(), server: server ? processCpuSeconds(server.child.pid) : NaN };
     const elapsed = (after.t - before.t) / 1000;
-    const behindWrites = writers.reduce((sum, w) => sum + Math.floor(w.credits), 0);
+    const behindWrites = RATE > 0 ? writers.reduce((sum, w) => sum + Math.max(0, w.due(after.t)), 0) : 0;
+    const scheduledInWindow = writers.reduce((sum, w) => sum + w.scheduled, 0) - before.scheduled;
 
     // Drain: stop writing, wait for the last acks and for the tailers to reach the tails.
     clearInterval(rateTimer);
@@ -1407,6 +1424,7 @@ async function runLoad() {
     }
     if (RATE > 0) {
       result.targetRate = RATE;
+      result.offeredPerSec = Math.round(scheduledInWindow / elapsed);
       result.rateAchieved = Math.round((appendsPerSec / RATE) * 1000) / 1000;
       // Time the --pipeline cap held back due writes, and the writes still due at the end of
       // the window: both 0 when the open loop kept its schedule.
@@ -1414,7 +1432,6 @@ async function runLoad() {
         blockedMs: Math.round(pacing.blockedMs),
         blockedFraction: pacing.ticks ? Math.round((pacing.blockedTicks / pacing.ticks) * 1000) / 1000 : 0,
         behindWrites,
-        dueWrites: Math.round(pacing.dueWrites),
       };
     }
   } finally {
