@@ -1,0 +1,260 @@
+// The disk thread's CommitSink: what a group commit's apply feeds becomes one commit frame.
+// Entries are copied once into a side buffer as they come (interleaved across logs), then
+// laid down grouped by log as blocks when the frame closes, so a log's entries of one commit
+// are one contiguous read and one index item. Completion outcomes are coalesced into runs of
+// consecutive lsns per writer, exactly as the LMDB engine's sink does (same run boundaries:
+// a writer change, an lsn gap, a completion trim, the end of the commit).
+import { invariant } from '../../invariant.js';
+import type { CommitSink } from '../../log/commit.js';
+import { ByteBuffer } from './byte-buffer.js';
+import type { FrameBuilder } from './frame-builder.js';
+import {
+  BLOCK_BYTES_MAX,
+  COMPLETIONS_COUNT,
+  COMPLETIONS_FIRST_LSN,
+  COMPLETIONS_OUTCOMES,
+  COMPLETIONS_WRITER_ID,
+  ENTRY_APPENDED_AT,
+  ENTRY_HEADER_BYTES,
+  ENTRY_LENGTH,
+  LOG_EPOCH,
+  LOG_LOG_ID,
+  LOG_NAME,
+  META_COMPLETIONS,
+  META_LOG,
+  META_TRIM_COMPLETIONS,
+  META_TRIM_ENTRIES,
+  META_WRITER,
+  NO_BOUND,
+  TRIM_COMPLETIONS_BOUND,
+  TRIM_COMPLETIONS_BYTES,
+  TRIM_COMPLETIONS_FROM_LSN,
+  TRIM_COMPLETIONS_TO_LSN,
+  TRIM_COMPLETIONS_WRITER_ID,
+  TRIM_ENTRIES_BYTES,
+  TRIM_ENTRIES_FROM,
+  TRIM_ENTRIES_LOG_BYTES,
+  TRIM_ENTRIES_LOG_ID,
+  TRIM_ENTRIES_TO,
+  WRITER_ACKED_LSN,
+  WRITER_DEVICE,
+  WRITER_EPOCH,
+  WRITER_LAST_LSN,
+  WRITER_LOG_ID,
+  WRITER_WRITER_ID,
+} from './format.js';
+import type { StoreState } from './store-state.js';
+
+/** One log's entries in the commit being built: a chain through the entry arrays. */
+interface LogEntries {
+  logId: number;
+  head: number;
+  last: number;
+  /** The position of its first entry in this commit, and the one its next entry must have. */
+  first: number;
+  next: number;
+}
+
+const NO_ENTRY = -1;
+
+export class SegmentCommitSink implements CommitSink {
+  private readonly state: StoreState;
+  private readonly builder: FrameBuilder;
+  // The commit's entries in arrival order: bytes in `data`, the rest in parallel arrays.
+  private readonly data = new ByteBuffer(2 ** 20);
+  private entryCount = 0;
+  private entryStart = new Uint32Array(1024);
+  private entryLength = new Uint32Array(1024);
+  private entryAppendedAt = new Uint32Array(1024);
+  private entryBytesBefore = new Float64Array(1024);
+  private entryNext = new Int32Array(1024);
+  private readonly logsById = new Map<number, LogEntries>();
+  private readonly logsInOrder: LogEntries[] = [];
+  private readonly spareLogs: LogEntries[] = [];
+  /** Logs trimmed in this commit: their new first position. */
+  private readonly trimmedTo = new Map<number, number>();
+  // The completion run being coalesced.
+  private runWriterId = -1;
+  private runFirstLsn = 0;
+  private runLength = 0;
+  private runOutcomes = new Float64Array(1024);
+
+  constructor(state: StoreState, builder: FrameBuilder) {
+    this.state = state;
+    this.builder = builder;
+  }
+
+  entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void {
+    let log = this.logsById.get(logId);
+    if (log === undefined) log = this.startLog(logId);
+    invariant(position === log.next, "entries are stored at their log's tail");
+    if (this.entryCount === this.entryStart.length) this.growEntries();
+    const index = this.entryCount++;
+    this.entryStart[index] = this.data.append(data.length);
+    data.copy(this.data.bytes, this.entryStart[index]!);
+    this.entryLength[index] = data.length;
+    this.entryAppendedAt[index] = appendedAt >>> 0;
+    this.entryBytesBefore[index] = bytesBefore;
+    this.entryNext[index] = NO_ENTRY;
+    if (log.head === NO_ENTRY) log.head = index;
+    else this.entryNext[log.last] = index;
+    log.last = index;
+    log.next++;
+  }
+
+  completion(writerId: number, lsn: number, outcome: number): void {
+    if (writerId !== this.runWriterId || lsn !== this.runFirstLsn + this.runLength) {
+      this.flushRun();
+      this.runWriterId = writerId;
+      this.runFirstLsn = lsn;
+    }
+    if (this.runLength === this.runOutcomes.length) {
+      const grown = new Float64Array(this.runOutcomes.length * 2);
+      grown.set(this.runOutcomes);
+      this.runOutcomes = grown;
+    }
+    this.runOutcomes[this.runLength++] = outcome;
+  }
+
+  writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
+    const deviceBytes = Buffer.byteLength(device, 'utf8');
+    const at = this.builder.metaRecord(META_WRITER, WRITER_DEVICE + deviceBytes);
+    const meta = this.builder.meta;
+    meta.view.setUint32(at + WRITER_WRITER_ID, writerId, true);
+    meta.view.setUint32(at + WRITER_LOG_ID, logId, true);
+    meta.view.setUint32(at + WRITER_EPOCH, epoch, true);
+    meta.view.setUint32(at + WRITER_LAST_LSN, lastLsn, true);
+    meta.view.setUint32(at + WRITER_ACKED_LSN, ackedLsn, true);
+    meta.bytes.write(device, at + WRITER_DEVICE, deviceBytes, 'utf8');
+  }
+
+  log(logId: number, epoch: number, name: string): void {
+    const nameBytes = Buffer.byteLength(name, 'utf8');
+    const at = this.builder.metaRecord(META_LOG, LOG_NAME + nameBytes);
+    const meta = this.builder.meta;
+    meta.view.setUint32(at + LOG_LOG_ID, logId, true);
+    meta.view.setUint32(at + LOG_EPOCH, epoch, true);
+    meta.bytes.write(name, at + LOG_NAME, nameBytes, 'utf8');
+  }
+
+  trimCompletions(writerId: number, fromLsn: number, toLsn: number): void {
+    this.flushRun();
+    const at = this.builder.metaRecord(META_TRIM_COMPLETIONS, TRIM_COMPLETIONS_BYTES);
+    const view = this.builder.meta.view;
+    view.setUint32(at + TRIM_COMPLETIONS_WRITER_ID, writerId, true);
+    view.setUint32(at + TRIM_COMPLETIONS_FROM_LSN, fromLsn, true);
+    view.setUint32(at + TRIM_COMPLETIONS_TO_LSN, toLsn, true);
+    view.setUint32(at + TRIM_COMPLETIONS_BOUND, NO_BOUND, true);
+  }
+
+  trimEntries(logId: number, from: number, to: number, bytes: number): void {
+    // Checked here, before the frame is durable: replaying it must not fail.
+    invariant(to >= (this.trimmedTo.get(logId) ?? this.state.logs.get(logId)?.first ?? 0), "a log's first position never moves down");
+    this.trimmedTo.set(logId, to);
+    const at = this.builder.metaRecord(META_TRIM_ENTRIES, TRIM_ENTRIES_BYTES);
+    const view = this.builder.meta.view;
+    view.setUint32(at + TRIM_ENTRIES_LOG_ID, logId, true);
+    view.setFloat64(at + TRIM_ENTRIES_FROM, from, true);
+    view.setFloat64(at + TRIM_ENTRIES_TO, to, true);
+    view.setFloat64(at + TRIM_ENTRIES_LOG_BYTES, bytes, true);
+  }
+
+  /** Close the commit's frame: the pending run, then every log's entries as blocks. */
+  finish(): void {
+    this.flushRun();
+    for (const log of this.logsInOrder) {
+      this.writeBlocks(log);
+      this.spareLogs.push(log);
+    }
+    this.forgetEntries();
+  }
+
+  /** Forget a commit given up half way (its apply threw). */
+  abandon(): void {
+    this.runLength = 0;
+    this.runWriterId = -1;
+    for (const log of this.logsInOrder) this.spareLogs.push(log);
+    this.forgetEntries();
+  }
+
+  private forgetEntries(): void {
+    this.logsInOrder.length = 0;
+    this.logsById.clear();
+    this.trimmedTo.clear();
+    this.entryCount = 0;
+    this.data.length = 0;
+  }
+
+  private startLog(logId: number): LogEntries {
+    const log = this.spareLogs.pop() ?? { logId: 0, head: NO_ENTRY, last: NO_ENTRY, first: 0, next: 0 };
+    log.logId = logId;
+    log.head = NO_ENTRY;
+    log.last = NO_ENTRY;
+    log.first = log.next = this.state.logs.get(logId)?.tail ?? 0;
+    this.logsById.set(logId, log);
+    this.logsInOrder.push(log);
+    return log;
+  }
+
+  /**
+   * Lay a log's entries down as blocks: a block ends at BLOCK_BYTES_MAX, or where the byte
+   * counts given do not follow on (they are stored per block, derived inside it).
+   */
+  private writeBlocks(log: LogEntries): void {
+    const frames = this.builder.frames;
+    let position = log.first;
+    let blockStart = -1;
+    let blockFirst = 0;
+    let blockCount = 0;
+    let blockBytesBefore = 0;
+    let expectedBytesBefore = 0;
+    for (let entry = log.head; entry !== NO_ENTRY; entry = this.entryNext[entry]!) {
+      const length = this.entryLength[entry]!;
+      const bytesBefore = this.entryBytesBefore[entry]!;
+      if (blockStart >= 0 && (frames.length - blockStart + ENTRY_HEADER_BYTES + length > BLOCK_BYTES_MAX || bytesBefore !== expectedBytesBefore)) {
+        this.builder.block(log.logId, blockFirst, blockCount, blockBytesBefore, blockStart, frames.length - blockStart);
+        blockStart = -1;
+      }
+      if (blockStart < 0) {
+        blockStart = frames.length;
+        blockFirst = position;
+        blockCount = 0;
+        blockBytesBefore = bytesBefore;
+      }
+      const at = frames.append(ENTRY_HEADER_BYTES + length);
+      frames.view.setUint32(at + ENTRY_LENGTH, length, true);
+      frames.view.setUint32(at + ENTRY_APPENDED_AT, this.entryAppendedAt[entry]!, true);
+      this.data.bytes.copy(frames.bytes, at + ENTRY_HEADER_BYTES, this.entryStart[entry]!, this.entryStart[entry]! + length);
+      blockCount++;
+      position++;
+      expectedBytesBefore = bytesBefore + length;
+    }
+    if (blockStart >= 0) this.builder.block(log.logId, blockFirst, blockCount, blockBytesBefore, blockStart, frames.length - blockStart);
+  }
+
+  private flushRun(): void {
+    if (this.runLength === 0) return;
+    const at = this.builder.metaRecord(META_COMPLETIONS, COMPLETIONS_OUTCOMES + this.runLength * 8);
+    const view = this.builder.meta.view;
+    view.setUint32(at + COMPLETIONS_WRITER_ID, this.runWriterId, true);
+    view.setUint32(at + COMPLETIONS_FIRST_LSN, this.runFirstLsn, true);
+    view.setUint32(at + COMPLETIONS_COUNT, this.runLength, true);
+    for (let index = 0; index < this.runLength; index++) view.setFloat64(at + COMPLETIONS_OUTCOMES + index * 8, this.runOutcomes[index]!, true);
+    this.runLength = 0;
+    this.runWriterId = -1;
+  }
+
+  private growEntries(): void {
+    const capacity = this.entryStart.length * 2;
+    const grow = <T extends Uint32Array | Float64Array | Int32Array>(array: T, make: (length: number) => T): T => {
+      const grown = make(capacity);
+      grown.set(array);
+      return grown;
+    };
+    this.entryStart = grow(this.entryStart, (length) => new Uint32Array(length));
+    this.entryLength = grow(this.entryLength, (length) => new Uint32Array(length));
+    this.entryAppendedAt = grow(this.entryAppendedAt, (length) => new Uint32Array(length));
+    this.entryBytesBefore = grow(this.entryBytesBefore, (length) => new Float64Array(length));
+    this.entryNext = grow(this.entryNext, (length) => new Int32Array(length));
+  }
+}

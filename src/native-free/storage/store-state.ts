@@ -1,0 +1,277 @@
+// The state the record stream describes, rebuilt by replaying commit frames in stream order —
+// the same code in the disk thread and in every reader, so they cannot disagree: logs (with
+// their first position, tail, byte count and entry index), writers, completion runs. It also
+// keeps, per segment, how many of its bytes are still live, which compaction goes by.
+//
+// Replay is idempotent for what compaction carries forward: a copy supersedes its original,
+// so a crash that left both (the old segment not yet deleted) replays to the same state.
+import { invariant } from '../../invariant.js';
+import type { DurableWriter } from '../../log/storage.js';
+import { BlockIndex, type BlockRemoval } from './block-index.js';
+import {
+  COMPLETIONS_COUNT,
+  COMPLETIONS_FIRST_LSN,
+  COMPLETIONS_OUTCOMES,
+  COMPLETIONS_WRITER_ID,
+  DESCRIPTOR_BYTES,
+  DESCRIPTOR_BYTES_BEFORE,
+  DESCRIPTOR_BYTE_LENGTH,
+  DESCRIPTOR_COUNT,
+  DESCRIPTOR_FIRST_POSITION,
+  DESCRIPTOR_LOG_ID,
+  DESCRIPTOR_OFFSET,
+  ENTRY_HEADER_BYTES,
+  LOG_EPOCH,
+  LOG_LOG_ID,
+  LOG_NAME,
+  META_COMPLETIONS,
+  META_KIND,
+  META_LENGTH,
+  META_LOG,
+  META_TRIM_COMPLETIONS,
+  META_TRIM_ENTRIES,
+  META_WRITER,
+  TRIM_COMPLETIONS_BOUND,
+  TRIM_COMPLETIONS_TO_LSN,
+  TRIM_COMPLETIONS_WRITER_ID,
+  TRIM_ENTRIES_BYTES,
+  TRIM_ENTRIES_LOG_BYTES,
+  TRIM_ENTRIES_LOG_ID,
+  TRIM_ENTRIES_TO,
+  WRITER_ACKED_LSN,
+  WRITER_DEVICE,
+  WRITER_EPOCH,
+  WRITER_LAST_LSN,
+  WRITER_LOG_ID,
+  WRITER_WRITER_ID,
+  location,
+  locationSegment,
+} from './format.js';
+import type { FrameView } from './frame-scanner.js';
+import type { FollowedState } from './segment-follower.js';
+
+export class LogState {
+  /** The first position held (retention's last trim), and the log's byte count at that trim. */
+  first = 0;
+  trimBytes = 0;
+  /** The next position: one past the last entry ever stored (or `first` when it is higher). */
+  tail = 0;
+  /** The live trim record (its location and size), -1 without one. */
+  trimPlace = -1;
+  readonly index = new BlockIndex();
+
+  /** Bytes of every entry through the tail: from the last block, or the trim's count when none is held. */
+  bytes(): number {
+    const index = this.index;
+    if (this.tail <= this.first || index.end === index.start) return this.trimBytes;
+    const last = index.end - 1;
+    return index.bytesBefore(last) + index.byteLength(last) - ENTRY_HEADER_BYTES * index.count(last);
+  }
+}
+
+export interface LogRecord {
+  logId: number;
+  epoch: number;
+  place: number;
+  recordBytes: number;
+}
+
+export interface WriterRecord extends DurableWriter {
+  place: number;
+  recordBytes: number;
+}
+
+export interface CompletionRun {
+  firstLsn: number;
+  outcomes: Float64Array;
+  place: number;
+  recordBytes: number;
+}
+
+/** How much of a segment is live: compaction deletes or rewrites segments with little left. */
+export interface SegmentUsage {
+  /** The segment's length as far as replayed. */
+  bytes: number;
+  /** Bytes of live records: blocks with their descriptors, and meta records still in force. */
+  liveBytes: number;
+  liveBlocks: number;
+  /**
+   * Per writer, the lowest last-lsn of the completion runs stored in this segment, live or
+   * not: a completion trim elsewhere is still needed while an older segment holds a run it dropped.
+   */
+  runEnds: Map<number, number>;
+}
+
+export function writerKey(logId: number, device: string): string {
+  return `${logId}\u0000${device}`;
+}
+
+export class StoreState implements BlockRemoval, FollowedState {
+  readonly logs = new Map<number, LogState>();
+  /** Log records by name. */
+  readonly names = new Map<string, LogRecord>();
+  /** Writer records by writerKey(logId, device). */
+  readonly writers = new Map<string, WriterRecord>();
+  /** Completion runs by writer, by first lsn (as LMDB keys them). */
+  readonly runs = new Map<number, Map<number, CompletionRun>>();
+  readonly segments = new Map<number, SegmentUsage>();
+  /** The last frame replayed. */
+  sequence = 0;
+
+  log(logId: number): LogState {
+    let log = this.logs.get(logId);
+    if (log === undefined) this.logs.set(logId, (log = new LogState()));
+    return log;
+  }
+
+  usage(segment: number): SegmentUsage {
+    let usage = this.segments.get(segment);
+    if (usage === undefined) this.segments.set(segment, (usage = { bytes: 0, liveBytes: 0, liveBlocks: 0, runEnds: new Map() }));
+    return usage;
+  }
+
+  /** Apply one commit frame: its blocks, then its meta records in order. */
+  apply(frame: FrameView): void {
+    invariant(frame.sequence > this.sequence, 'frames replay in commit order');
+    this.sequence = frame.sequence;
+    const usage = this.usage(frame.segment);
+    usage.bytes = Math.max(usage.bytes, frame.offset + frame.length);
+    const view = frame.view;
+    for (let at = frame.descriptorsAt; at < frame.metaAt; at += DESCRIPTOR_BYTES) {
+      this.applyBlock(
+        view.getUint32(at + DESCRIPTOR_LOG_ID, true),
+        view.getFloat64(at + DESCRIPTOR_FIRST_POSITION, true),
+        view.getUint32(at + DESCRIPTOR_COUNT, true),
+        view.getFloat64(at + DESCRIPTOR_BYTES_BEFORE, true),
+        location(frame.segment, frame.offset + view.getUint32(at + DESCRIPTOR_OFFSET, true)),
+        view.getUint32(at + DESCRIPTOR_BYTE_LENGTH, true),
+      );
+    }
+    for (let at = frame.metaAt; at < frame.metaEnd; at += view.getUint32(at + META_LENGTH, true)) {
+      const length = view.getUint32(at + META_LENGTH, true);
+      invariant(length > 0 && at + length <= frame.metaEnd, 'meta records lie within their frame');
+      const place = frame.placeOf(at);
+      switch (view.getUint32(at + META_KIND, true)) {
+        case META_COMPLETIONS:
+          this.applyCompletions(frame, at, place, length);
+          break;
+        case META_WRITER:
+          this.applyWriter(frame, at, place, length);
+          break;
+        case META_LOG:
+          this.applyLog(frame, at, place, length);
+          break;
+        case META_TRIM_COMPLETIONS:
+          this.applyTrimCompletions(view.getUint32(at + TRIM_COMPLETIONS_WRITER_ID, true), view.getUint32(at + TRIM_COMPLETIONS_TO_LSN, true), view.getUint32(at + TRIM_COMPLETIONS_BOUND, true));
+          break;
+        case META_TRIM_ENTRIES:
+          this.applyTrimEntries(view.getUint32(at + TRIM_ENTRIES_LOG_ID, true), view.getFloat64(at + TRIM_ENTRIES_TO, true), view.getFloat64(at + TRIM_ENTRIES_LOG_BYTES, true), place);
+          break;
+        default:
+          invariant(false, 'unknown meta record kind');
+      }
+    }
+  }
+
+  blockRemoved(place: number, byteLength: number): void {
+    const usage = this.segments.get(locationSegment(place));
+    if (usage === undefined) return; // a reader forgot the segment: nothing to account
+    usage.liveBytes -= byteLength + DESCRIPTOR_BYTES;
+    usage.liveBlocks--;
+  }
+
+  /** Whether entries are still read from the segment. */
+  reads(segment: number): boolean {
+    return (this.segments.get(segment)?.liveBlocks ?? 0) > 0;
+  }
+
+  /** Readers drop the usage of segments they closed; the disk thread, of segments it deleted. */
+  forget(segment: number): void {
+    this.segments.delete(segment);
+  }
+
+  private applyBlock(logId: number, first: number, count: number, bytesBefore: number, place: number, byteLength: number): void {
+    const log = this.log(logId);
+    if (first + count <= log.first) return; // trimmed already: an old copy replayed
+    log.index.put(first, count, bytesBefore, place, byteLength, this);
+    const usage = this.usage(locationSegment(place));
+    usage.liveBytes += byteLength + DESCRIPTOR_BYTES;
+    usage.liveBlocks++;
+    if (first + count > log.tail) log.tail = first + count;
+  }
+
+  private applyCompletions(frame: FrameView, at: number, place: number, length: number): void {
+    const view = frame.view;
+    const writerId = view.getUint32(at + COMPLETIONS_WRITER_ID, true);
+    const firstLsn = view.getUint32(at + COMPLETIONS_FIRST_LSN, true);
+    const outcomes = new Float64Array(view.getUint32(at + COMPLETIONS_COUNT, true));
+    for (let index = 0; index < outcomes.length; index++) outcomes[index] = view.getFloat64(at + COMPLETIONS_OUTCOMES + index * 8, true);
+    let runs = this.runs.get(writerId);
+    if (runs === undefined) this.runs.set(writerId, (runs = new Map()));
+    const replaced = runs.get(firstLsn);
+    if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
+    runs.set(firstLsn, { firstLsn, outcomes, place, recordBytes: length });
+    const usage = this.usage(frame.segment);
+    usage.liveBytes += length;
+    const end = firstLsn + outcomes.length - 1;
+    const lowest = usage.runEnds.get(writerId);
+    if (lowest === undefined || end < lowest) usage.runEnds.set(writerId, end);
+  }
+
+  private applyWriter(frame: FrameView, at: number, place: number, length: number): void {
+    const view = frame.view;
+    const logId = view.getUint32(at + WRITER_LOG_ID, true);
+    const device = frame.bytes.toString('utf8', at + WRITER_DEVICE, at + length);
+    const key = writerKey(logId, device);
+    const replaced = this.writers.get(key);
+    if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
+    this.writers.set(key, {
+      writerId: view.getUint32(at + WRITER_WRITER_ID, true),
+      logId,
+      device,
+      epoch: view.getUint32(at + WRITER_EPOCH, true),
+      lastLsn: view.getUint32(at + WRITER_LAST_LSN, true),
+      ackedLsn: view.getUint32(at + WRITER_ACKED_LSN, true),
+      place,
+      recordBytes: length,
+    });
+    this.usage(frame.segment).liveBytes += length;
+  }
+
+  private applyLog(frame: FrameView, at: number, place: number, length: number): void {
+    const name = frame.bytes.toString('utf8', at + LOG_NAME, at + length);
+    const replaced = this.names.get(name);
+    if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
+    this.names.set(name, { logId: frame.view.getUint32(at + LOG_LOG_ID, true), epoch: frame.view.getUint32(at + LOG_EPOCH, true), place, recordBytes: length });
+    this.usage(frame.segment).liveBytes += length;
+  }
+
+  /** LMDB's rule: drop the writer's runs that end at or below `toLsn` (a run straddling it stays whole). */
+  private applyTrimCompletions(writerId: number, toLsn: number, bound: number): void {
+    const runs = this.runs.get(writerId);
+    if (runs === undefined) return;
+    for (const run of runs.values()) {
+      if (run.firstLsn + run.outcomes.length - 1 > toLsn || locationSegment(run.place) >= bound) continue;
+      runs.delete(run.firstLsn);
+      this.released(run.place, run.recordBytes);
+    }
+    if (runs.size === 0) this.runs.delete(writerId);
+  }
+
+  private applyTrimEntries(logId: number, to: number, bytes: number, place: number): void {
+    const log = this.log(logId);
+    invariant(to >= log.first, "a log's first position never moves down");
+    if (log.trimPlace >= 0) this.released(log.trimPlace, TRIM_ENTRIES_BYTES);
+    log.first = to;
+    log.trimBytes = bytes;
+    log.trimPlace = place;
+    this.usage(locationSegment(place)).liveBytes += TRIM_ENTRIES_BYTES;
+    log.index.dropBelow(to, this);
+    if (to > log.tail) log.tail = to;
+  }
+
+  private released(place: number, recordBytes: number): void {
+    const usage = this.segments.get(locationSegment(place));
+    if (usage !== undefined) usage.liveBytes -= recordBytes;
+  }
+}
