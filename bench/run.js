@@ -101,12 +101,13 @@ const OUT_DIR = options.out ?? join(repositoryRoot, 'bench', 'results');
 const VERBOSE = options.verbose;
 
 /** Every system, in run order. */
+const TAILGROVE_DURABILITY = 'every ack after the batch’s LMDB commit returned (fsync, overlappingSync off)';
 const SYSTEMS = [
-  { id: 'echo', label: 'uWS echo', group: 'limit', kind: 'echo' },
-  { id: 'pubsub', label: 'uWS pub/sub', group: 'limit', kind: 'pubsub' },
-  { id: 'tailgrove-2w', label: 'tailgrove native, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 2 },
-  { id: 'tailgrove-1w', label: 'tailgrove native, 1 worker', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 1 },
-  { id: 'tailgrove-free', label: 'tailgrove native-free, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers: 2 },
+  { id: 'echo', label: 'uWS echo', group: 'limit', kind: 'echo', durability: 'none (nothing stored)' },
+  { id: 'pubsub', label: 'uWS pub/sub', group: 'limit', kind: 'pubsub', durability: 'none (nothing stored)' },
+  { id: 'tailgrove-2w', label: 'tailgrove native, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 2, durability: TAILGROVE_DURABILITY },
+  { id: 'tailgrove-1w', label: 'tailgrove native, 1 worker', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 1, durability: TAILGROVE_DURABILITY },
+  { id: 'tailgrove-free', label: 'tailgrove native-free, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers: 2, durability: 'the native-free engine’s (docs/NATIVE-FREE.md)' },
   { id: 'nats-fsync', label: 'NATS JetStream (fsync)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'fsync' },
   { id: 'nats-relaxed', label: 'NATS JetStream (relaxed)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'relaxed' },
   { id: 'redis-fsync', label: 'Redis Streams (fsync always)', group: 'redis', kind: 'peer', peer: 'redis', durability: 'fsync' },
@@ -426,7 +427,7 @@ function report(results) {
       continue;
     }
     if (!r) {
-      rows.push([label[m.system], `(${m.workload})`, m.shape, 'FAILED', '', '', '', '', '']);
+      rows.push([label[m.system], `(${m.workload})`, m.shape, m.error === 'interrupted' ? 'interrupted' : 'FAILED', '', '', '', '', '']);
       continue;
     }
     const ack = r.ackLatency;
@@ -434,9 +435,9 @@ function report(results) {
     rows.push([
       label[m.system],
       `(${m.workload})`,
-      m.shape + (r.targetRate ? ` = ${fmt(r.targetRate)}/s` : ''),
+      m.shape + (r.targetRate ?? r.config?.rate ? ` = ${fmt(r.targetRate ?? r.config.rate)}/s` : ''),
       fmt(r.appendsPerSec) + flag,
-      r.deliveredPerSec === null || r.deliveredPerSec === undefined ? '—' : fmt(r.deliveredPerSec),
+      r.deliveredPerSec === null || r.deliveredPerSec === undefined || (r.tails ?? r.tailFanout) === 0 ? '—' : fmt(r.deliveredPerSec),
       ack?.count ? `${ms(ack.p50Ms)} / ${ms(ack.p99Ms)} / ${ms(ack.p999Ms)}` : '—',
       r.tailLatency?.count ? ms(r.tailLatency.p99Ms) : '—',
       r.serverCpuPercent === null || r.serverCpuPercent === undefined ? '—' : `${r.serverCpuPercent}%`,
@@ -520,6 +521,8 @@ async function main() {
     machine,
     peerVersions,
     systems: systems.map(({ id, label, group, engine, workers, peer, durability }) => ({ id, label, group, engine, workers, peer, durability })),
+    // The measurement keys: a:<connections>x<logs>, b:<tailers>, c, d:64k, d:1m, e:peak,
+    // e:<percent>, echo; each measurement has its command line and the child's JSON result.
     notes,
     measurements,
     targets: [],
@@ -532,6 +535,10 @@ async function main() {
     results.finishedAt = new Date().toISOString();
     results.durationSec = Math.round((performance.now() - t0) / 100) / 10;
     results.targets = targetsOf(measurements);
+    for (const system of results.systems) {
+      const detail = measurements.find((m) => m.system === system.id && m.result?.server?.durabilityDetail)?.result.server.durabilityDetail;
+      if (detail) system.durabilityDetail = detail;
+    }
     writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync(svgPath, renderChart(results));
   };
@@ -581,9 +588,17 @@ async function main() {
       args = planned.args;
     }
     const argv = commandOf(systemSpec, args);
-    const timeoutMs = (SECONDS + WARMUP) * 1000 + 180_000;
+    // Generous (1000 connections take a while to set up on 2 busy cores), but a hung child
+    // must not stall the whole run.
+    const timeoutMs = (SECONDS + WARMUP) * 2000 + 90_000;
     const outcome = await runChild(argv, timeoutMs);
-    const result = lastJson(outcome.stdout);
+    let result = lastJson(outcome.stdout);
+    let partial = null;
+    if (interrupted) {
+      // Stopped half-way: whatever it printed covers a cut-short window, not a measurement.
+      partial = result;
+      result = null;
+    }
     const record = {
       ...fields,
       ...(percent ? { percent } : {}),
@@ -593,10 +608,11 @@ async function main() {
       ok: Boolean(result && result.ok !== false && outcome.exitCode === 0),
       result,
     };
+    if (partial) record.interruptedResult = partial;
     if (!result || outcome.exitCode !== 0) record.stderrTail = outcome.stderr.trim().split('\n').slice(-15).join('\n');
     if (outcome.timedOut) record.error = `timed out after ${Math.round(timeoutMs / 1000)} s`;
     else if (!result) record.error = `no JSON result (exit ${record.exitCode})`;
-    if (interrupted && !result) record.error = 'interrupted';
+    if (interrupted) record.error = 'interrupted';
     measurements.push(record);
     const figure = !result
       ? `FAILED: ${record.error}${record.stderrTail ? `\n    ${record.stderrTail.split('\n').slice(-3).join('\n    ')}` : ''}`
@@ -622,6 +638,7 @@ async function main() {
     return;
   }
   const failed = measurements.filter((m) => !m.skipped && !m.result);
+  if (failed.length) console.log(`${failed.length} measurement${failed.length > 1 ? 's' : ''} failed: ${failed.map((m) => `${m.system} ${m.key}`).join(', ')} (stderr in the results JSON)`);
   const troubled = measurements.filter((m) => m.result && !m.ok);
   if (failed.length) process.exitCode = 1;
   else if (options.strict && troubled.length) process.exitCode = 1;
