@@ -2,8 +2,12 @@
 // Entries are copied once into a side buffer as they come (interleaved across logs), then
 // laid down grouped by log as blocks when the frame closes, so a log's entries of one commit
 // are one contiguous read and one index item. Completion outcomes are coalesced into runs of
-// consecutive lsns per writer, exactly as the LMDB engine's sink does (same run boundaries:
-// a writer change, an lsn gap, a completion trim, the end of the commit).
+// consecutive lsns per writer across the whole commit (LMDB's sink cuts a run whenever the
+// writer changes, so interleaved devices make a record per write; here a writer's lsns of one
+// commit are one record). A run ends at an lsn gap, at a completion trim of its writer
+// (written before the trim, as LMDB does), or at the end of the commit. The recovered state
+// is the same: a run straddling an ack stays whole either way, and recovery skips the
+// acknowledged lsns in it.
 import { invariant } from '../../invariant.js';
 import type { CommitSink } from '../../log/commit.js';
 import { ByteBuffer } from './byte-buffer.js';
@@ -45,6 +49,14 @@ import {
 } from './format.js';
 import type { StoreState } from './store-state.js';
 
+/** A writer's run of consecutive lsns being coalesced in this commit. */
+interface PendingRun {
+  writerId: number;
+  firstLsn: number;
+  length: number;
+  outcomes: Float64Array;
+}
+
 /** One log's entries in the commit being built: a chain through the entry arrays. */
 interface LogEntries {
   logId: number;
@@ -73,11 +85,10 @@ export class SegmentCommitSink implements CommitSink {
   private readonly spareLogs: LogEntries[] = [];
   /** Logs trimmed in this commit: their new first position. */
   private readonly trimmedTo = new Map<number, number>();
-  // The completion run being coalesced.
-  private runWriterId = -1;
-  private runFirstLsn = 0;
-  private runLength = 0;
-  private runOutcomes = new Float64Array(1024);
+  // The completion runs being coalesced, by writer, in the order the writers came.
+  private readonly runsByWriter = new Map<number, PendingRun>();
+  private readonly runsInOrder: PendingRun[] = [];
+  private readonly spareRuns: PendingRun[] = [];
 
   constructor(state: StoreState, builder: FrameBuilder) {
     this.state = state;
@@ -103,17 +114,25 @@ export class SegmentCommitSink implements CommitSink {
   }
 
   completion(writerId: number, lsn: number, outcome: number): void {
-    if (writerId !== this.runWriterId || lsn !== this.runFirstLsn + this.runLength) {
-      this.flushRun();
-      this.runWriterId = writerId;
-      this.runFirstLsn = lsn;
+    let run = this.runsByWriter.get(writerId);
+    if (run !== undefined && lsn !== run.firstLsn + run.length) {
+      this.flushRun(run);
+      run = undefined;
     }
-    if (this.runLength === this.runOutcomes.length) {
-      const grown = new Float64Array(this.runOutcomes.length * 2);
-      grown.set(this.runOutcomes);
-      this.runOutcomes = grown;
+    if (run === undefined) {
+      run = this.spareRuns.pop() ?? { writerId: 0, firstLsn: 0, length: 0, outcomes: new Float64Array(64) };
+      run.writerId = writerId;
+      run.firstLsn = lsn;
+      run.length = 0;
+      this.runsByWriter.set(writerId, run);
+      this.runsInOrder.push(run);
     }
-    this.runOutcomes[this.runLength++] = outcome;
+    if (run.length === run.outcomes.length) {
+      const grown = new Float64Array(run.outcomes.length * 2);
+      grown.set(run.outcomes);
+      run.outcomes = grown;
+    }
+    run.outcomes[run.length++] = outcome;
   }
 
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
@@ -138,7 +157,8 @@ export class SegmentCommitSink implements CommitSink {
   }
 
   trimCompletions(writerId: number, fromLsn: number, toLsn: number): void {
-    this.flushRun();
+    const run = this.runsByWriter.get(writerId);
+    if (run !== undefined) this.flushRun(run);
     const at = this.builder.metaRecord(META_TRIM_COMPLETIONS, TRIM_COMPLETIONS_BYTES);
     const view = this.builder.meta.view;
     view.setUint32(at + TRIM_COMPLETIONS_WRITER_ID, writerId, true);
@@ -161,7 +181,7 @@ export class SegmentCommitSink implements CommitSink {
 
   /** Close the commit's frame: the pending run, then every log's entries as blocks. */
   finish(): void {
-    this.flushRun();
+    for (const run of this.runsInOrder) this.flushRun(run);
     for (const log of this.logsInOrder) {
       this.writeBlocks(log);
       this.spareLogs.push(log);
@@ -171,13 +191,16 @@ export class SegmentCommitSink implements CommitSink {
 
   /** Forget a commit given up half way (its apply threw). */
   abandon(): void {
-    this.runLength = 0;
-    this.runWriterId = -1;
+    for (const run of this.runsInOrder) run.length = 0;
     for (const log of this.logsInOrder) this.spareLogs.push(log);
     this.forgetEntries();
   }
 
   private forgetEntries(): void {
+    // Run objects are reused from one commit to the next, never within one.
+    for (const run of this.runsInOrder) this.spareRuns.push(run);
+    this.runsInOrder.length = 0;
+    this.runsByWriter.clear();
     this.logsInOrder.length = 0;
     this.logsById.clear();
     this.trimmedTo.clear();
@@ -232,16 +255,17 @@ export class SegmentCommitSink implements CommitSink {
     if (blockStart >= 0) this.builder.block(log.logId, blockFirst, blockCount, blockBytesBefore, blockStart, frames.length - blockStart);
   }
 
-  private flushRun(): void {
-    if (this.runLength === 0) return;
-    const at = this.builder.metaRecord(META_COMPLETIONS, COMPLETIONS_OUTCOMES + this.runLength * 8);
+  /** Write a pending run as a record (once: an empty run was written already). */
+  private flushRun(run: PendingRun): void {
+    if (run.length === 0) return;
+    const at = this.builder.metaRecord(META_COMPLETIONS, COMPLETIONS_OUTCOMES + run.length * 8);
     const view = this.builder.meta.view;
-    view.setUint32(at + COMPLETIONS_WRITER_ID, this.runWriterId, true);
-    view.setUint32(at + COMPLETIONS_FIRST_LSN, this.runFirstLsn, true);
-    view.setUint32(at + COMPLETIONS_COUNT, this.runLength, true);
-    for (let index = 0; index < this.runLength; index++) view.setFloat64(at + COMPLETIONS_OUTCOMES + index * 8, this.runOutcomes[index]!, true);
-    this.runLength = 0;
-    this.runWriterId = -1;
+    view.setUint32(at + COMPLETIONS_WRITER_ID, run.writerId, true);
+    view.setUint32(at + COMPLETIONS_FIRST_LSN, run.firstLsn, true);
+    view.setUint32(at + COMPLETIONS_COUNT, run.length, true);
+    for (let index = 0; index < run.length; index++) view.setFloat64(at + COMPLETIONS_OUTCOMES + index * 8, run.outcomes[index]!, true);
+    run.length = 0;
+    if (this.runsByWriter.get(run.writerId) === run) this.runsByWriter.delete(run.writerId);
   }
 
   private growEntries(): void {

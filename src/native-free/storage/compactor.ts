@@ -111,7 +111,7 @@ export class Compactor {
     if (this.victim < 0 || this.cursor < this.victimEnd) return -1;
     const done = this.victim;
     const usage = this.state.usage(done);
-    invariant(usage.liveBlocks === 0 && usage.liveBytes === 0, 'a compacted segment holds nothing live');
+    invariant(usage.liveBlocks === 0 && usage.liveRuns === 0 && usage.liveBytes === 0, 'a compacted segment holds nothing live');
     closeSync(this.victimFd);
     this.victim = -1;
     this.victimFd = -1;
@@ -227,7 +227,7 @@ export class Compactor {
     const place = frame.placeOf(at);
     switch (kind) {
       case META_COMPLETIONS:
-        return this.state.runs.get(view.getUint32(at + COMPLETIONS_WRITER_ID, true))?.get(view.getUint32(at + COMPLETIONS_FIRST_LSN, true))?.place === place;
+        return this.state.runs.get(view.getUint32(at + COMPLETIONS_WRITER_ID, true))?.places.get(view.getUint32(at + COMPLETIONS_FIRST_LSN, true)) === place;
       case META_WRITER: {
         const device = frame.bytes.toString('utf8', at + WRITER_DEVICE, at + length);
         return this.state.writers.get(writerKey(view.getUint32(at + WRITER_LOG_ID, true), device))?.place === place;

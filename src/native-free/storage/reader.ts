@@ -7,7 +7,7 @@ import type { DurableCompletion, DurableLog, DurableWriter, EntrySink } from '..
 import type { BlockIndex } from './block-index.js';
 import { ByteBuffer } from './byte-buffer.js';
 import { readFully } from './frame-scanner.js';
-import { BLOCK_BYTES_MAX, ENTRY_APPENDED_AT, ENTRY_HEADER_BYTES, ENTRY_LENGTH, locationOffset, locationSegment } from './format.js';
+import { BLOCK_BYTES_MAX, COMPLETIONS_OUTCOMES, ENTRY_APPENDED_AT, ENTRY_HEADER_BYTES, ENTRY_LENGTH, locationOffset, locationSegment } from './format.js';
 import { SegmentFollower } from './segment-follower.js';
 import { StoreState } from './store-state.js';
 
@@ -100,10 +100,17 @@ export class SegmentReader implements ClosableReader {
     }
   }
 
+  /** Every completion run not trimmed (a run straddling an ack stays whole, as in LMDB), outcomes read from its segment. */
   *completions(): Iterable<DurableCompletion> {
+    const outcomes = new ByteBuffer(COMPLETIONS_OUTCOMES);
     for (const [writerId, runs] of this.follower.state.runs) {
-      for (const run of runs.values()) {
-        for (let index = 0; index < run.outcomes.length; index++) yield { writerId, lsn: run.firstLsn + index, outcome: run.outcomes[index]! };
+      for (const [firstLsn, place] of runs.places) {
+        const count = runs.counts.get(firstLsn)!;
+        const fd = this.follower.files.get(locationSegment(place));
+        invariant(fd !== undefined, 'a segment is open while its completion runs are live');
+        outcomes.ensure(count * 8);
+        invariant(readFully(fd, outcomes.bytes, 0, count * 8, locationOffset(place) + COMPLETIONS_OUTCOMES) === count * 8, 'a completion run lies within its segment');
+        for (let index = 0; index < count; index++) yield { writerId, lsn: firstLsn + index, outcome: outcomes.view.getFloat64(index * 8, true) };
       }
     }
   }

@@ -81,11 +81,18 @@ export interface WriterRecord extends DurableWriter {
   recordBytes: number;
 }
 
-export interface CompletionRun {
-  firstLsn: number;
-  outcomes: Float64Array;
-  place: number;
-  recordBytes: number;
+/**
+ * A writer's completion runs, by first lsn: where each record is and how many outcomes it
+ * holds (numbers only — no object per run; the outcomes are read from the segment when
+ * asked for, which only recovery does).
+ */
+export class CompletionRuns {
+  readonly places = new Map<number, number>();
+  readonly counts = new Map<number, number>();
+}
+
+export function completionsRecordBytes(count: number): number {
+  return COMPLETIONS_OUTCOMES + count * 8;
 }
 
 /** How much of a segment is live: compaction deletes or rewrites segments with little left. */
@@ -95,6 +102,7 @@ export interface SegmentUsage {
   /** Bytes of live records: blocks with their descriptors, and meta records still in force. */
   liveBytes: number;
   liveBlocks: number;
+  liveRuns: number;
   /**
    * Per writer, the lowest last-lsn of the completion runs stored in this segment, live or
    * not: a completion trim elsewhere is still needed while an older segment holds a run it dropped.
@@ -113,7 +121,7 @@ export class StoreState implements BlockRemoval, FollowedState {
   /** Writer records by writerKey(logId, device). */
   readonly writers = new Map<string, WriterRecord>();
   /** Completion runs by writer, by first lsn (as LMDB keys them). */
-  readonly runs = new Map<number, Map<number, CompletionRun>>();
+  readonly runs = new Map<number, CompletionRuns>();
   readonly segments = new Map<number, SegmentUsage>();
   /** The last frame replayed. */
   sequence = 0;
@@ -126,7 +134,7 @@ export class StoreState implements BlockRemoval, FollowedState {
 
   usage(segment: number): SegmentUsage {
     let usage = this.segments.get(segment);
-    if (usage === undefined) this.segments.set(segment, (usage = { bytes: 0, liveBytes: 0, liveBlocks: 0, runEnds: new Map() }));
+    if (usage === undefined) this.segments.set(segment, (usage = { bytes: 0, liveBytes: 0, liveBlocks: 0, liveRuns: 0, runEnds: new Map() }));
     return usage;
   }
 
@@ -180,9 +188,10 @@ export class StoreState implements BlockRemoval, FollowedState {
     usage.liveBlocks--;
   }
 
-  /** Whether entries are still read from the segment. */
+  /** Whether entries or completion outcomes are still read from the segment. */
   reads(segment: number): boolean {
-    return (this.segments.get(segment)?.liveBlocks ?? 0) > 0;
+    const usage = this.segments.get(segment);
+    return usage !== undefined && (usage.liveBlocks > 0 || usage.liveRuns > 0);
   }
 
   /** Readers drop the usage of segments they closed; the disk thread, of segments it deleted. */
@@ -204,16 +213,18 @@ export class StoreState implements BlockRemoval, FollowedState {
     const view = frame.view;
     const writerId = view.getUint32(at + COMPLETIONS_WRITER_ID, true);
     const firstLsn = view.getUint32(at + COMPLETIONS_FIRST_LSN, true);
-    const outcomes = new Float64Array(view.getUint32(at + COMPLETIONS_COUNT, true));
-    for (let index = 0; index < outcomes.length; index++) outcomes[index] = view.getFloat64(at + COMPLETIONS_OUTCOMES + index * 8, true);
+    const count = view.getUint32(at + COMPLETIONS_COUNT, true);
+    invariant(length === completionsRecordBytes(count), 'a completion run record holds its outcomes');
     let runs = this.runs.get(writerId);
-    if (runs === undefined) this.runs.set(writerId, (runs = new Map()));
-    const replaced = runs.get(firstLsn);
-    if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
-    runs.set(firstLsn, { firstLsn, outcomes, place, recordBytes: length });
+    if (runs === undefined) this.runs.set(writerId, (runs = new CompletionRuns()));
+    const replaced = runs.places.get(firstLsn);
+    if (replaced !== undefined) this.runReleased(replaced, runs.counts.get(firstLsn)!);
+    runs.places.set(firstLsn, place);
+    runs.counts.set(firstLsn, count);
     const usage = this.usage(frame.segment);
     usage.liveBytes += length;
-    const end = firstLsn + outcomes.length - 1;
+    usage.liveRuns++;
+    const end = firstLsn + count - 1;
     const lowest = usage.runEnds.get(writerId);
     if (lowest === undefined || end < lowest) usage.runEnds.set(writerId, end);
   }
@@ -250,12 +261,14 @@ export class StoreState implements BlockRemoval, FollowedState {
   private applyTrimCompletions(writerId: number, toLsn: number, bound: number): void {
     const runs = this.runs.get(writerId);
     if (runs === undefined) return;
-    for (const run of runs.values()) {
-      if (run.firstLsn + run.outcomes.length - 1 > toLsn || locationSegment(run.place) >= bound) continue;
-      runs.delete(run.firstLsn);
-      this.released(run.place, run.recordBytes);
+    for (const [firstLsn, count] of runs.counts) {
+      const place = runs.places.get(firstLsn)!;
+      if (firstLsn + count - 1 > toLsn || locationSegment(place) >= bound) continue;
+      runs.places.delete(firstLsn);
+      runs.counts.delete(firstLsn);
+      this.runReleased(place, count);
     }
-    if (runs.size === 0) this.runs.delete(writerId);
+    if (runs.places.size === 0) this.runs.delete(writerId);
   }
 
   private applyTrimEntries(logId: number, to: number, bytes: number, place: number): void {
@@ -268,6 +281,13 @@ export class StoreState implements BlockRemoval, FollowedState {
     this.usage(locationSegment(place)).liveBytes += TRIM_ENTRIES_BYTES;
     log.index.dropBelow(to, this);
     if (to > log.tail) log.tail = to;
+  }
+
+  private runReleased(place: number, count: number): void {
+    const usage = this.segments.get(locationSegment(place));
+    if (usage === undefined) return;
+    usage.liveBytes -= completionsRecordBytes(count);
+    usage.liveRuns--;
   }
 
   private released(place: number, recordBytes: number): void {
