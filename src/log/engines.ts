@@ -4,7 +4,5 @@ import type { EngineName, StorageEngine } from './engine.js';
 
 export async function loadEngine(name: EngineName): Promise<StorageEngine> {
   if (name === 'native') return (await import('./lmdb-engine.js')).lmdbEngine;
-  // The pure-JS engine (src/native-free/storage/engine.ts).
-  const nativeFree = '../native-free/storage/engine.js';
-  return ((await import(nativeFree)) as { nativeFreeEngine: StorageEngine }).nativeFreeEngine;
+  return (await import('../native-free/storage/engine.js')).nativeFreeEngine;
 }

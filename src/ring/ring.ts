@@ -69,7 +69,7 @@ export class Ring {
   readonly capacity: number;
   readonly mask: number;
   readonly control: Int32Array;
-  // A Buffer view so records copy with Buffer#copy, which allocates nothing.
+  // A Buffer view of the records (reading and writing them; a partial Buffer#copy allocates a view, see copyRingBytes).
   readonly bytes: Buffer;
   readonly view: DataView;
   // Producer side: where the next record goes (unpublished until publish()).

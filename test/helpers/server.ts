@@ -39,6 +39,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   const dataDir = options.dataDir ?? temporaryDataDir();
   const args = ['server.js', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data', dataDir];
   if (options.workers !== undefined) args.push('--workers', String(options.workers));
+  // The suite runs once per engine (package.json "test"): TAILGROVE_TEST_ENGINE picks it.
+  if (process.env.TAILGROVE_TEST_ENGINE !== undefined) args.push('--engine', process.env.TAILGROVE_TEST_ENGINE);
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
