@@ -31,9 +31,9 @@
 //   --echo-only       measure only the echo server (no tailgrove server needed)
 //   --batch K         frames per message for --echo-only (default 1: pure message rate)
 //   --pubsub-only     measure only uWS pub/sub (bench/pubsub-server.js): 1 publisher keeps
-//                     --pipeline messages of --size bytes in flight (not yet received by every
-//                     subscriber) on one topic, --tailers subscribers; deliveries/s and
-//                     publish→receive latency
+//                     --pipeline messages (default 32) of --size bytes in flight (not yet
+//                     received by every subscriber) on one topic, --tailers subscribers;
+//                     deliveries/s and publish→receive latency
 //   --mask zero|random  client masking key (see raw-websocket.js; default zero)
 //   --json            print only the final JSON line (machine output)
 //   --verbose         per-second progress on stderr, server output on exit
@@ -157,7 +157,7 @@ if ([MIXED, PUBSUB_ONLY, options['echo-only']].filter(Boolean).length > 1) {
 }
 if (options.tailers === undefined) options.tailers = MIXED ? '0' : '4';
 if (options.logs === undefined) options.logs = MIXED ? '10000' : '16';
-if (options.pipeline === undefined) options.pipeline = MIXED ? '4' : '256';
+if (options.pipeline === undefined) options.pipeline = MIXED ? '4' : PUBSUB_ONLY ? '32' : '256';
 const DEVICES = integerOption('devices', 1);
 const DEVICE_TAILS = integerOption('device-tails', 0);
 const SEED = integerOption('seed', 0);

@@ -19,7 +19,8 @@
 //
 // Systems (groups: tailgrove, limit, peers, nats, redis):
 //   echo            uWS echo server, the same raw client (load.js --echo-only): the limit
-//   pubsub          uWS pub/sub, 1 publisher → M subscribers (load.js --pubsub-only)
+//   pubsub          uWS pub/sub, 1 publisher → M subscribers (load.js --pubsub-only), the
+//                   best of 16, 32 and 64 publishes in flight (32 only with --quick)
 //   tailgrove-2w    tailgrove, native engine (uWS + LMDB), 2 workers
 //   tailgrove-1w    tailgrove, native engine, 1 worker
 //   tailgrove-free  tailgrove, native-free engine, 2 workers (skipped when it does not start)
@@ -155,9 +156,14 @@ function measurementsOf(system) {
     return list;
   }
   if (system.kind === 'pubsub') {
+    // uWS pub/sub throughput depends steeply on the publishes in flight (on the development
+    // machine it rises up to ~32 and collapses beyond 64), so the baseline is the best of a
+    // few windows: the targets and the chart use the best measurement of each key.
     for (const subscribers of [100, 1000]) {
       const key = `b:${subscribers}`;
-      if (want('b', key)) add('b', key, `1 publisher → ${subscribers} subscribers, 100 B`, ['--pubsub-only', '--tailers', String(subscribers), '--size', '100']);
+      for (const window of QUICK ? [32] : [16, 32, 64]) {
+        if (want('b', key)) add('b', key, `1 publisher → ${subscribers} subscribers, 100 B, ${window} in flight`, ['--pubsub-only', '--tailers', String(subscribers), '--size', '100', '--pipeline', String(window)]);
+      }
     }
     return list;
   }
@@ -379,7 +385,12 @@ function machineInfo() {
 // ---------------------------------------------------------------------------------------
 // Targets
 
-const byKey = (measurements, system, key) => measurements.find((m) => m.system === system && m.key === key && m.result && !m.skipped);
+/** The measurement of `system` with `key` (the best one, when there are several: pub/sub). */
+const byKey = (measurements, system, key) => {
+  const score = (m) => m.result.deliveredPerSec || m.result.appendsPerSec || 0;
+  const found = measurements.filter((m) => m.system === system && m.key === key && m.result && !m.skipped);
+  return found.reduce((best, m) => (best === undefined || score(m) > score(best) ? m : best), undefined);
+};
 
 /** The ratios the project aims at, each with its target and whether this run met it. */
 function targetsOf(measurements) {
