@@ -42,7 +42,7 @@ export class SegmentFollower<State extends FollowedState> {
     this.published = new PublishedState(dataDir, false);
     this.createState = createState;
     this.state = createState();
-    this.load();
+    this.load(false);
   }
 
   /** The segment being replayed. */
@@ -105,14 +105,15 @@ export class SegmentFollower<State extends FollowedState> {
     for (const fd of this.files.values()) closeSync(fd);
     this.files.clear();
     this.state = this.createState();
-    this.load();
+    this.load(true);
   }
 
   /**
    * Open every segment (retrying if one is deleted meanwhile: all replayed files must be
-   * from one listing), then replay them: sealed ones whole, the last one up to its last good frame.
+   * from one listing), then replay them: sealed ones whole, the last one up to its last good
+   * frame — or, rebuilding while the disk thread runs (`toPublished`), up to the published end.
    */
-  private load(): void {
+  private load(toPublished: boolean): void {
     for (;;) {
       const ids = listSegments(this.directory);
       let complete = true;
@@ -128,26 +129,32 @@ export class SegmentFollower<State extends FollowedState> {
       for (const fd of this.files.values()) closeSync(fd);
       this.files.clear();
     }
+    const published = this.published.read();
+    const limit = toPublished && published;
     const ids = [...this.files.keys()];
-    this.listedMax = ids[ids.length - 1] ?? 0;
-    // A last segment without a valid header is being started: it is read once published.
-    const last = ids[ids.length - 1];
-    if (last !== undefined && !segmentHeaderValid(this.files.get(last)!, last)) {
+    // A last segment without a valid header is being started (or, when replaying to the
+    // published end, any segment past it): it is read once published.
+    for (let last = ids[ids.length - 1]; last !== undefined; last = ids[ids.length - 1]) {
+      if (limit ? last <= this.published.head : segmentHeaderValid(this.files.get(last)!, last)) break;
       closeSync(this.files.get(last)!);
       this.files.delete(last);
       ids.pop();
-      this.listedMax = last - 1;
     }
-    const published = this.published.read();
+    this.listedMax = ids[ids.length - 1] ?? 0;
     for (const [order, id] of ids.entries()) {
       const fd = this.files.get(id)!;
       const isLast = order === ids.length - 1;
-      if (!isLast && !segmentHeaderValid(fd, id)) throw new Error(`segment ${segmentPath(this.directory, id)} has a bad header`);
+      if (!segmentHeaderValid(fd, id)) throw new Error(`segment ${segmentPath(this.directory, id)} has a bad header`);
       const size = fstatSync(fd).size;
-      const end = this.scanner.scan(fd, id, SEGMENT_HEADER_BYTES, size, isLast ? SEGMENT_HEADER_BYTES : Infinity, this.apply);
-      if (!isLast && end !== size) throw new Error(`segment ${segmentPath(this.directory, id)} has a bad frame at ${end}`);
-      if (isLast && published && this.published.head === id && end < this.published.length) {
-        throw new Error(`segment ${segmentPath(this.directory, id)} has a bad frame at ${end}, below its durable length ${this.published.length}`);
+      let end: number;
+      if (isLast && limit && this.published.head === id) {
+        end = this.scanner.scan(fd, id, SEGMENT_HEADER_BYTES, this.published.length, Infinity, this.apply);
+      } else {
+        end = this.scanner.scan(fd, id, SEGMENT_HEADER_BYTES, size, isLast ? SEGMENT_HEADER_BYTES : Infinity, this.apply);
+        if (!isLast && end !== size) throw new Error(`segment ${segmentPath(this.directory, id)} has a bad frame at ${end}`);
+        if (isLast && published && this.published.head === id && end < this.published.length) {
+          throw new Error(`segment ${segmentPath(this.directory, id)} has a bad frame at ${end}, below its durable length ${this.published.length}`);
+        }
       }
       this.segment = id;
       this.offset = end;
