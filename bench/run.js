@@ -108,7 +108,7 @@ const SYSTEMS = [
   { id: 'pubsub', label: 'uWS pub/sub', group: 'limit', kind: 'pubsub', durability: 'none (nothing stored)' },
   { id: 'tailgrove-2w', label: 'tailgrove native, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 2, durability: TAILGROVE_DURABILITY },
   { id: 'tailgrove-1w', label: 'tailgrove native, 1 worker', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 1, durability: TAILGROVE_DURABILITY },
-  { id: 'tailgrove-free', label: 'tailgrove native-free, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers: 2, durability: 'the native-free engine’s (docs/NATIVE-FREE.md)' },
+  { id: 'tailgrove-free', label: 'tailgrove native-free, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers: 2, durability: 'every ack after the group commit’s fdatasync of the segment file' },
   { id: 'nats-fsync', label: 'NATS JetStream (fsync)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'fsync' },
   { id: 'nats-relaxed', label: 'NATS JetStream (relaxed)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'relaxed' },
   { id: 'redis-fsync', label: 'Redis Streams (fsync always)', group: 'redis', kind: 'peer', peer: 'redis', durability: 'fsync' },
@@ -307,7 +307,7 @@ async function probeNativeFree() {
   const help = spawnSync(process.execPath, ['server.js', '--help'], { cwd: repositoryRoot, encoding: 'utf8', timeout: 30000 });
   if (!`${help.stdout}${help.stderr}`.includes('native-free')) return 'server.js has no --engine native-free';
   const dataDir = mkdtempSync(join(os.tmpdir(), 'tailgrove-bench-probe-'));
-  const child = spawn(process.execPath, ['server.js', '--engine', 'native-free', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', '1', '--log-level', 'error', '--log-format', 'json'], {
+  const child = spawn(process.execPath, ['server.js', '--engine', 'native-free', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', '1', '--log-format', 'json'], {
     cwd: repositoryRoot,
     env: { ...process.env, TAILGROVE_BENCH_RUN: BENCH_RUN },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -516,7 +516,10 @@ async function main() {
     console.log(`${plan.length} measurements`);
     return;
   }
-  if (plan.length === 0) fail('nothing to measure (check --only and --workloads)');
+  if (plan.length === 0) {
+    for (const note of notes) console.error(`note: ${note}`);
+    fail('nothing to measure (check --only and --workloads)');
+  }
 
   const measurements = [];
   const results = {
