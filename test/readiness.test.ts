@@ -7,7 +7,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { mintToken } from '../src/auth/token.js';
 import { RawClient, frames } from './helpers/raw-client.js';
-import { removeDataDir, repositoryRoot, startServer, temporaryDataDir } from './helpers/server.js';
+import { removeDataDir, repositoryRoot, serverArgs, startServer, temporaryDataDir } from './helpers/server.js';
 
 const UNACKED = 400_000;
 const FRAMES_PER_MESSAGE = 2000;
@@ -29,7 +29,7 @@ t.test('/ready and upgrades wait for recovery; /health answers throughout', asyn
   await client.close();
   t.equal(await first.stop(), 0, 'stopped');
 
-  const child = spawn(process.execPath, ['server.js', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, ...ARGS], { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, serverArgs(['--host', '127.0.0.1', '--port', '0', '--data', dataDir, ...ARGS]), { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     child.kill('SIGKILL');
   });

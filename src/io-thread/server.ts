@@ -5,7 +5,8 @@
 // Outbound, it drains the workers' output rings when they ring, coalescing consecutive
 // frames for one session into one WebSocket message, and pauses the tails of a socket that
 // backs up. It also enforces the per-connection limits and serves the admin API.
-import uWS from 'uWebSockets.js';
+import type uWS from 'uWebSockets.js';
+import type { UwsTransport } from '../native-free/transport/uws-compat.js';
 import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES } from '../constants.js';
 import { Revocations } from '../auth/revocations.js';
 import { createTokenVerifier, type TokenKeys } from '../auth/token.js';
@@ -65,6 +66,8 @@ export interface ServerOptions {
   logger: Logger;
   /** The storage engine (src/log/engine.ts), loaded by the caller. */
   engine: StorageEngine;
+  /** uWebSockets.js, or the native-free transport with the same API (src/native-free/transport). */
+  transport: UwsTransport;
   /** Batches slower than this are logged. */
   slowBatchMs: number;
   /** Serve the status page `/` and `GET /stats`. */
@@ -97,7 +100,7 @@ const STATUS_SAMPLE_MS = 1000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { limits } = options;
-  const app = uWS.App();
+  const app = options.transport.App();
   // Operator endpoints answer from the moment the port listens; sessions wait for recovery.
   let ready = false;
   let registry: Registry | undefined;
@@ -105,7 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerHttpRoutes(app, { ready: () => ready, metrics: () => registry, metricsEnabled: options.metrics });
   if (options.statusPage) registerStatusPage(app, () => sampler?.current() ?? recoveringSnapshot(options.workers));
   const listenSocket = await listen(app, options.host, options.port);
-  const port = uWS.us_socket_local_port(listenSocket);
+  const port = options.transport.us_socket_local_port(listenSocket);
   options.onListening?.(port);
 
   const pipeline: Pipeline = await startPipeline({
@@ -363,7 +366,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       // Stop accepting, stop reading frames, let the workers finish and commit what is in
       // flight and release its acks, send them, then close every socket with 1001.
-      uWS.us_listen_socket_close(listenSocket);
+      options.transport.us_listen_socket_close(listenSocket);
       ready = false;
       closing = true;
       clearInterval(clock);

@@ -35,13 +35,23 @@ export function removeDataDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * Node's arguments to run server.js with `options` under the engine of this test run: the
+ * suite runs once per engine (package.json "test"), TAILGROVE_TEST_ENGINE picks it, and
+ * native-free runs must load no `.node` file at all (test/fixtures/no-native.cjs).
+ */
+export function serverArgs(options: string[]): string[] {
+  const engine = process.env.TAILGROVE_TEST_ENGINE;
+  if (engine === undefined) return ['server.js', ...options];
+  const guard = engine === 'native-free' ? ['--require', join(repositoryRoot, 'test', 'fixtures', 'no-native.cjs')] : [];
+  return [...guard, 'server.js', ...options, '--engine', engine];
+}
+
 export async function startServer(options: StartOptions = {}): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? temporaryDataDir();
-  const args = ['server.js', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data', dataDir];
-  if (options.workers !== undefined) args.push('--workers', String(options.workers));
-  // The suite runs once per engine (package.json "test"): TAILGROVE_TEST_ENGINE picks it.
-  if (process.env.TAILGROVE_TEST_ENGINE !== undefined) args.push('--engine', process.env.TAILGROVE_TEST_ENGINE);
-  args.push(...(options.args ?? []));
+  const serverOptions = ['--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data', dataDir];
+  if (options.workers !== undefined) serverOptions.push('--workers', String(options.workers));
+  const args = serverArgs([...serverOptions, ...(options.args ?? [])]);
   const child = spawn(process.execPath, args, { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.setEncoding('utf8');
