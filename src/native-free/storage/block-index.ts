@@ -1,7 +1,9 @@
 // The entry index of one log: its blocks (runs of consecutive positions stored together),
-// sorted by position, each an item of ITEM_FIELDS float64s in one typed array. A read finds
-// the block of a position by binary search and reads that block (≤ BLOCK_BYTES_MAX plus one
+// sorted by position, each an item of ITEM_FIELDS numbers in one array. A read finds the
+// block of a position by binary search and reads that block (≤ BLOCK_BYTES_MAX plus one
 // entry); the entries inside are walked, not indexed — 40 bytes per block, not per entry.
+// The array is a plain array of doubles, not a Float64Array: most logs have a few blocks,
+// and a typed array costs ~200 bytes more per log (its ArrayBuffer and backing store).
 import { invariant } from '../../invariant.js';
 
 const ITEM_FIELDS = 5;
@@ -10,8 +12,6 @@ const BYTES_BEFORE = 1; // bytes of the log before the first entry
 const PLACE = 2; // stream location of the block (format.ts location())
 const BYTE_LENGTH = 3; // the block's bytes on disk, entry headers included
 const COUNT = 4; // entries
-const INITIAL_ITEMS = 2;
-const EMPTY = new Float64Array(0);
 
 /** Told of each block that leaves the index (trimmed, or replaced by a copy). */
 export interface BlockRemoval {
@@ -19,7 +19,7 @@ export interface BlockRemoval {
 }
 
 export class BlockIndex {
-  private items = EMPTY;
+  private items: number[] = [];
   /** Items [start, end) are live; those before `start` were dropped from the front. */
   start = 0;
   end = 0;
@@ -65,9 +65,16 @@ export class BlockIndex {
    */
   put(first: number, count: number, bytesBefore: number, place: number, byteLength: number, removal: BlockRemoval): void {
     invariant(count > 0, 'a block holds entries');
+    if (this.end === this.start) {
+      // The first block: an array of exactly one item (growing one by push over-allocates 3×).
+      this.items = [first, bytesBefore, place, byteLength, count];
+      this.start = 0;
+      this.end = 1;
+      return;
+    }
     const last = this.end - 1;
     let at = this.end;
-    if (last >= this.start && first < this.firstPosition(last) + this.count(last)) {
+    if (first < this.firstPosition(last) + this.count(last)) {
       // Out of order: remove the overlapped items [low, high), insert at low.
       const low = this.firstEndingAfter(first);
       let high = low;
@@ -77,11 +84,13 @@ export class BlockIndex {
       }
       this.items.copyWithin(low * ITEM_FIELDS, high * ITEM_FIELDS, this.end * ITEM_FIELDS);
       this.end -= high - low;
+      this.items.length = this.end * ITEM_FIELDS;
       at = low;
     }
     const fromStart = at - this.start;
     this.makeRoom();
     at = this.start + fromStart;
+    for (let field = 0; field < ITEM_FIELDS; field++) this.items.push(0);
     this.items.copyWithin((at + 1) * ITEM_FIELDS, at * ITEM_FIELDS, this.end * ITEM_FIELDS);
     const base = at * ITEM_FIELDS;
     this.items[base + FIRST] = first;
@@ -110,21 +119,18 @@ export class BlockIndex {
       removal.blockRemoved(this.place(this.start), this.byteLength(this.start));
       this.start++;
     }
-    if (this.start === this.end) this.start = this.end = 0;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      this.items.length = 0;
+    }
   }
 
-  /** Room for one more item at the end: reuse the dropped front, else double. */
+  /** Room for one more item at the end: reuse the dropped front once it is most of the array. */
   private makeRoom(): void {
-    if ((this.end + 1) * ITEM_FIELDS <= this.items.length) return;
-    const live = this.end - this.start;
-    if (this.start > 0 && live < (this.items.length / ITEM_FIELDS) * 0.75) {
-      this.items.copyWithin(0, this.start * ITEM_FIELDS, this.end * ITEM_FIELDS);
-    } else {
-      const grown = new Float64Array(Math.max(INITIAL_ITEMS, (live + 1) * 2) * ITEM_FIELDS);
-      grown.set(this.items.subarray(this.start * ITEM_FIELDS, this.end * ITEM_FIELDS));
-      this.items = grown;
-    }
+    if (this.start === 0 || this.start < this.end - this.start) return;
+    this.items.copyWithin(0, this.start * ITEM_FIELDS, this.end * ITEM_FIELDS);
+    this.end -= this.start;
     this.start = 0;
-    this.end = live;
+    this.items.length = this.end * ITEM_FIELDS;
   }
 }

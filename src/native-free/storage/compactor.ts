@@ -8,6 +8,7 @@
 // until the delete, the original and the copy both replay, and the copy wins.
 import { closeSync, fstatSync } from 'node:fs';
 import { invariant } from '../../invariant.js';
+import type { BlockIndex } from './block-index.js';
 import type { FrameBuilder } from './frame-builder.js';
 import { FrameScanner, readFully, type FrameView } from './frame-scanner.js';
 import {
@@ -184,7 +185,7 @@ export class Compactor {
     if (log === undefined) return 0;
     const from = Math.max(first, log.first);
     if (from >= first + count || this.carried.has(place)) return 0;
-    const index = log.index;
+    const index: BlockIndex = log;
     let item = index.find(from);
     if (item < 0 || index.place(item) !== place) return 0;
     const frames = builder.frames;

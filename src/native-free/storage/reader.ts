@@ -33,7 +33,7 @@ export class SegmentReader implements ClosableReader {
     let position = Math.max(from, log.first);
     const end = Math.min(to, log.tail);
     if (position >= end) return 0;
-    const index = log.index;
+    const index: BlockIndex = log;
     let count = 0;
     let bytes = 0;
     for (let item = index.find(position); position < end; item++) {
@@ -59,9 +59,9 @@ export class SegmentReader implements ClosableReader {
   /** Find the entry at `position` (retention): sets foundBytesBefore and foundAppendedAt. */
   entryAt(logId: number, position: number): void {
     const log = this.follower.state.logs.get(logId);
-    const item = log === undefined || position < log.first ? -1 : log.index.find(position);
+    const item = log === undefined || position < log.first ? -1 : log.find(position);
     if (item < 0) throw new Error(`retention: log ${logId} has no entry at ${position} below its length`);
-    const index = log!.index;
+    const index: BlockIndex = log!;
     this.readBlock(index, item);
     let offset = 0;
     let bytesBefore = index.bytesBefore(item);

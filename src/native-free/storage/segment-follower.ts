@@ -8,6 +8,7 @@
 // with it. Segment files are held open while the state still reads from them: compaction
 // may delete a file under a reader, which keeps reading it until its replay moves past.
 import { closeSync, fstatSync } from 'node:fs';
+import { invariant } from '../../invariant.js';
 import { FrameScanner, type FrameView } from './frame-scanner.js';
 import { SEGMENT_HEADER_BYTES } from './format.js';
 import { PublishedState } from './published.js';
@@ -96,9 +97,7 @@ export class SegmentFollower<State extends FollowedState> {
       this.offset = SEGMENT_HEADER_BYTES;
       return true;
     }
-    this.segment = head;
-    this.offset = SEGMENT_HEADER_BYTES;
-    return true;
+    invariant(false, 'the published head segment exists');
   }
 
   private rebuild(): void {

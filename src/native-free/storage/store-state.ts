@@ -50,7 +50,8 @@ import {
 import type { FrameView } from './frame-scanner.js';
 import type { FollowedState } from './segment-follower.js';
 
-export class LogState {
+/** A log: its retention state and (being one object with it, to keep small logs small) its block index. */
+export class LogState extends BlockIndex {
   /** The first position held (retention's last trim), and the log's byte count at that trim. */
   first = 0;
   trimBytes = 0;
@@ -58,14 +59,12 @@ export class LogState {
   tail = 0;
   /** The live trim record (its location and size), -1 without one. */
   trimPlace = -1;
-  readonly index = new BlockIndex();
 
   /** Bytes of every entry through the tail: from the last block, or the trim's count when none is held. */
   bytes(): number {
-    const index = this.index;
-    if (this.tail <= this.first || index.end === index.start) return this.trimBytes;
-    const last = index.end - 1;
-    return index.bytesBefore(last) + index.byteLength(last) - ENTRY_HEADER_BYTES * index.count(last);
+    if (this.tail <= this.first || this.end === this.start) return this.trimBytes;
+    const last = this.end - 1;
+    return this.bytesBefore(last) + this.byteLength(last) - ENTRY_HEADER_BYTES * this.count(last);
   }
 }
 
@@ -202,7 +201,7 @@ export class StoreState implements BlockRemoval, FollowedState {
   private applyBlock(logId: number, first: number, count: number, bytesBefore: number, place: number, byteLength: number): void {
     const log = this.log(logId);
     if (first + count <= log.first) return; // trimmed already: an old copy replayed
-    log.index.put(first, count, bytesBefore, place, byteLength, this);
+    log.put(first, count, bytesBefore, place, byteLength, this);
     const usage = this.usage(locationSegment(place));
     usage.liveBytes += byteLength + DESCRIPTOR_BYTES;
     usage.liveBlocks++;
@@ -279,7 +278,7 @@ export class StoreState implements BlockRemoval, FollowedState {
     log.trimBytes = bytes;
     log.trimPlace = place;
     this.usage(locationSegment(place)).liveBytes += TRIM_ENTRIES_BYTES;
-    log.index.dropBelow(to, this);
+    log.dropBelow(to, this);
     if (to > log.tail) log.tail = to;
   }
 
