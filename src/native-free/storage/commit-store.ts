@@ -33,7 +33,8 @@ export class CorruptStoreError extends Error {
 }
 
 export class SegmentCommitStore implements CommitStore {
-  readonly state = new StoreState();
+  /** The replayed state, with what compaction needs besides what readers keep. */
+  readonly state = new StoreState(true);
   private readonly directory: string;
   private readonly options: CommitStoreOptions;
   private readonly published: PublishedState;

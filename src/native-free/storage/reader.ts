@@ -19,7 +19,7 @@ export class SegmentReader implements ClosableReader {
   foundAppendedAt = 0;
 
   constructor(dataDir: string) {
-    this.follower = new SegmentFollower(dataDir, () => new StoreState());
+    this.follower = new SegmentFollower(dataDir, () => new StoreState(false));
   }
 
   /** The replayed state (tests and the retention view read it). */

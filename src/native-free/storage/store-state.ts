@@ -104,7 +104,8 @@ export interface SegmentUsage {
   liveRuns: number;
   /**
    * Per writer, the lowest last-lsn of the completion runs stored in this segment, live or
-   * not: a completion trim elsewhere is still needed while an older segment holds a run it dropped.
+   * not: a completion trim elsewhere is still needed while an older segment holds a run it
+   * dropped. Kept by the disk thread only (see StoreState's constructor).
    */
   runEnds: Map<number, number>;
 }
@@ -124,6 +125,14 @@ export class StoreState implements BlockRemoval, FollowedState {
   readonly segments = new Map<number, SegmentUsage>();
   /** The last frame replayed. */
   sequence = 0;
+  /** Whether segments keep their runEnds (compaction's, so the disk thread's only). */
+  private readonly tracksRunEnds: boolean;
+  /** The usage of the segment of the frame being applied. */
+  private frameUsage: SegmentUsage | undefined;
+
+  constructor(tracksRunEnds: boolean) {
+    this.tracksRunEnds = tracksRunEnds;
+  }
 
   log(logId: number): LogState {
     let log = this.logs.get(logId);
@@ -141,7 +150,7 @@ export class StoreState implements BlockRemoval, FollowedState {
   apply(frame: FrameView): void {
     invariant(frame.sequence > this.sequence, 'frames replay in commit order');
     this.sequence = frame.sequence;
-    const usage = this.usage(frame.segment);
+    const usage = (this.frameUsage = this.usage(frame.segment));
     usage.bytes = Math.max(usage.bytes, frame.offset + frame.length);
     const view = frame.view;
     for (let at = frame.descriptorsAt; at < frame.metaAt; at += DESCRIPTOR_BYTES) {
@@ -220,9 +229,10 @@ export class StoreState implements BlockRemoval, FollowedState {
     if (replaced !== undefined) this.runReleased(replaced, runs.counts.get(firstLsn)!);
     runs.places.set(firstLsn, place);
     runs.counts.set(firstLsn, count);
-    const usage = this.usage(frame.segment);
+    const usage = this.frameUsage!;
     usage.liveBytes += length;
     usage.liveRuns++;
+    if (!this.tracksRunEnds) return;
     const end = firstLsn + count - 1;
     const lowest = usage.runEnds.get(writerId);
     if (lowest === undefined || end < lowest) usage.runEnds.set(writerId, end);
@@ -233,19 +243,21 @@ export class StoreState implements BlockRemoval, FollowedState {
     const logId = view.getUint32(at + WRITER_LOG_ID, true);
     const device = frame.bytes.toString('utf8', at + WRITER_DEVICE, at + length);
     const key = writerKey(logId, device);
-    const replaced = this.writers.get(key);
-    if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
-    this.writers.set(key, {
-      writerId: view.getUint32(at + WRITER_WRITER_ID, true),
-      logId,
-      device,
-      epoch: view.getUint32(at + WRITER_EPOCH, true),
-      lastLsn: view.getUint32(at + WRITER_LAST_LSN, true),
-      ackedLsn: view.getUint32(at + WRITER_ACKED_LSN, true),
-      place,
-      recordBytes: length,
-    });
-    this.usage(frame.segment).liveBytes += length;
+    let record = this.writers.get(key);
+    if (record === undefined) {
+      record = { writerId: 0, logId, device, epoch: 0, lastLsn: 0, ackedLsn: 0, place, recordBytes: length };
+      this.writers.set(key, record);
+    } else {
+      // Updated in place: acks rewrite a device's record over and over.
+      this.released(record.place, record.recordBytes);
+    }
+    record.writerId = view.getUint32(at + WRITER_WRITER_ID, true);
+    record.epoch = view.getUint32(at + WRITER_EPOCH, true);
+    record.lastLsn = view.getUint32(at + WRITER_LAST_LSN, true);
+    record.ackedLsn = view.getUint32(at + WRITER_ACKED_LSN, true);
+    record.place = place;
+    record.recordBytes = length;
+    this.frameUsage!.liveBytes += length;
   }
 
   private applyLog(frame: FrameView, at: number, place: number, length: number): void {
@@ -253,14 +265,15 @@ export class StoreState implements BlockRemoval, FollowedState {
     const replaced = this.names.get(name);
     if (replaced !== undefined) this.released(replaced.place, replaced.recordBytes);
     this.names.set(name, { logId: frame.view.getUint32(at + LOG_LOG_ID, true), epoch: frame.view.getUint32(at + LOG_EPOCH, true), place, recordBytes: length });
-    this.usage(frame.segment).liveBytes += length;
+    this.frameUsage!.liveBytes += length;
   }
 
   /** LMDB's rule: drop the writer's runs that end at or below `toLsn` (a run straddling it stays whole). */
   private applyTrimCompletions(writerId: number, toLsn: number, bound: number): void {
     const runs = this.runs.get(writerId);
     if (runs === undefined) return;
-    for (const [firstLsn, count] of runs.counts) {
+    for (const firstLsn of runs.counts.keys()) {
+      const count = runs.counts.get(firstLsn)!;
       const place = runs.places.get(firstLsn)!;
       if (firstLsn + count - 1 > toLsn || locationSegment(place) >= bound) continue;
       runs.places.delete(firstLsn);
