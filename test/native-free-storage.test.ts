@@ -277,7 +277,7 @@ function carriedCompletionTrims(dataDir: string): number {
 }
 
 // Small segments and a small carry budget: rolls and compaction (spread over commits) all the time.
-const SMALL_SEGMENTS: CommitStoreOptions = { segmentBytes: 24 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 6 * 1024 };
+const SMALL_SEGMENTS: CommitStoreOptions = { segmentBytes: 24 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 6 * 1024, quietMs: 0 };
 
 t.test('model check: every commit and every reopen match MemoryStorage', async (t) => {
   const seeds = [1, 2, 3, 4];
@@ -337,7 +337,7 @@ t.test('model check: every commit and every reopen match MemoryStorage', async (
 t.test('a completion trim carried forward spares the newer runs of its writer', async (t) => {
   // segmentBytes 1: every commit starts a new segment, so which segment holds what is known.
   const dataDir = temporaryDir(t);
-  const options: CommitStoreOptions = { segmentBytes: 1, liveRatioMax: 0.5, carryBytesPerCommit: 2 ** 20 };
+  const options: CommitStoreOptions = { segmentBytes: 1, liveRatioMax: 0.5, carryBytesPerCommit: 2 ** 20, quietMs: 0 };
   const store = new SegmentCommitStore(dataDir, options);
   const big = Buffer.alloc(1000, 1);
   const writerId = 5 * 1024 + 1;
@@ -381,7 +381,7 @@ t.test('readers in another thread see whole commits only', async (t) => {
   const logIds = [1024, 2048, 3072, 4096, 5120];
   const data: ReaderThreadData = { dataDir, logIds, perCommit: 7, keep: 50, commits: 400, progress: new SharedArrayBuffer(8) };
   const progress = new Int32Array(data.progress);
-  const store = new SegmentCommitStore(dataDir, { segmentBytes: 64 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 16 * 1024 });
+  const store = new SegmentCommitStore(dataDir, { segmentBytes: 64 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 16 * 1024, quietMs: 0 });
   const worker = tsWorker(new URL('./fixtures/native-free-reader-thread.ts', import.meta.url), data);
   const report = new Promise<{ rounds: number; states: number; refreshes: number; violations: string[] }>((resolve, reject) => {
     worker.once('message', resolve);
@@ -576,7 +576,7 @@ t.test('torn tails are cut off, earlier commits survive', async (t) => {
 
 t.test('retention trims while appending: space is reused, the directory stays bounded', async (t) => {
   const dataDir = temporaryDir(t);
-  const options: CommitStoreOptions = { segmentBytes: 256 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 64 * 1024 };
+  const options: CommitStoreOptions = { segmentBytes: 256 * 1024, liveRatioMax: 0.5, carryBytesPerCommit: 64 * 1024, quietMs: 0 };
   let store = new SegmentCommitStore(dataDir, options);
   const model = new MemoryStorage();
   const reader = new SegmentReader(dataDir);

@@ -26,6 +26,8 @@ export const DEFAULT_COMMIT_STORE_OPTIONS: CommitStoreOptions = {
   segmentBytes: SEGMENT_BYTES,
   liveRatioMax: 0.5,
   carryBytesPerCommit: 4 * 2 ** 20,
+  // Several retention sweeps (one a second by default).
+  quietMs: 10_000,
 };
 
 export class CorruptStoreError extends Error {

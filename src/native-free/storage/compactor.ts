@@ -1,5 +1,8 @@
-// Compaction: space is reused by deleting old segments. A sealed segment whose live bytes
-// fell to `liveRatioMax` of its size or below becomes the victim; its frames are walked in
+// Compaction: space is reused by deleting old segments. A sealed segment with nothing live
+// left becomes the victim at once; one whose live bytes fell to `liveRatioMax` of its size
+// or below does once they have stopped falling for `quietMs` — while retention is still
+// trimming it, it is about to die by itself, and copying it would only write it twice. The
+// victim's frames are walked in
 // order and whatever is still live — entry blocks retention has not trimmed, the latest
 // writer / log / trim records, completion runs not yet acknowledged, completion trims an
 // older segment still needs — is copied into a carry frame that goes out with the next
@@ -50,6 +53,17 @@ export interface CompactionOptions {
   liveRatioMax: number;
   /** About how many bytes of the victim one commit carries forward (and scans). */
   carryBytesPerCommit: number;
+  /** How long a partly live segment's live bytes must hold still before it is compacted. */
+  quietMs: number;
+}
+
+/** The longest between two looks at the segments' live bytes (each look walks every segment). */
+const OBSERVE_INTERVAL_MS_MAX = 100;
+
+/** A segment's live bytes when last looked at, and since when they have held. */
+interface Quiet {
+  liveBytes: number;
+  since: number;
 }
 
 export class Compactor {
@@ -65,6 +79,10 @@ export class Compactor {
   private readonly carried = new Set<number>();
   /** Per completion-trim bound, the lowest run end per writer in the segments below it. */
   private readonly runEndsBelow = new Map<number, Map<number, number>>();
+  private readonly quiet = new Map<number, Quiet>();
+  private observedAt = -Infinity;
+  /** Segments found due at the last look, to compact one after the other. */
+  private due: number[] = [];
   /** The segment being compacted, -1 for none; its descriptor, length and walk position. */
   victim = -1;
   private victimFd = -1;
@@ -111,6 +129,7 @@ export class Compactor {
     this.cursor = this.nextCursor;
     if (this.victim < 0 || this.cursor < this.victimEnd) return -1;
     const done = this.victim;
+    this.quiet.delete(done);
     const usage = this.state.usage(done);
     invariant(usage.liveBlocks === 0 && usage.liveRuns === 0 && usage.liveBytes === 0, 'a compacted segment holds nothing live');
     closeSync(this.victimFd);
@@ -125,18 +144,14 @@ export class Compactor {
     this.victimFd = -1;
   }
 
-  /** The sealed segment with the fewest live bytes among those at or under the ratio. */
+  /**
+   * The next victim: from the segments found due at the last look (dead ones first, then
+   * those with the fewest live bytes); a new look when none is left, at most so often.
+   */
   private chooseVictim(head: number): boolean {
-    let best = -1;
-    let bestLive = Infinity;
-    for (const [id, usage] of this.state.segments) {
-      if (id >= head || usage.liveBytes > usage.bytes * this.options.liveRatioMax) continue;
-      if (usage.liveBytes < bestLive) {
-        best = id;
-        bestLive = usage.liveBytes;
-      }
-    }
-    if (best < 0) return false;
+    if (this.due.length === 0) this.observe(head);
+    const best = this.due.shift();
+    if (best === undefined) return false;
     const fd = openSegment(this.directory, best, false);
     invariant(fd !== undefined, 'a segment is deleted only by compaction');
     this.victim = best;
@@ -146,6 +161,24 @@ export class Compactor {
     this.scanner.forget();
     this.runEndsBelow.clear();
     return true;
+  }
+
+  /** Look at every sealed segment's live bytes; queue those due for compaction. */
+  private observe(head: number): void {
+    const now = performance.now();
+    if (now - this.observedAt < Math.min(OBSERVE_INTERVAL_MS_MAX, this.options.quietMs / 10)) return;
+    this.observedAt = now;
+    for (const [id, usage] of this.state.segments) {
+      if (id >= head) continue;
+      let quiet = this.quiet.get(id);
+      if (quiet === undefined) this.quiet.set(id, (quiet = { liveBytes: usage.liveBytes, since: now }));
+      if (quiet.liveBytes !== usage.liveBytes) {
+        quiet.liveBytes = usage.liveBytes;
+        quiet.since = now;
+      }
+      if (usage.liveBytes === 0 || (usage.liveBytes <= usage.bytes * this.options.liveRatioMax && now - quiet.since >= this.options.quietMs)) this.due.push(id);
+    }
+    this.due.sort((a, b) => this.state.segments.get(a)!.liveBytes - this.state.segments.get(b)!.liveBytes);
   }
 
   /** Carry one victim frame's live blocks and records. Returns the work done, in bytes. */
