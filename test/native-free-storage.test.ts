@@ -411,7 +411,7 @@ t.test('readers in another thread see whole commits only', async (t) => {
   await store.close();
   t.same(result.violations, [], 'no partial commit, no torn read, nothing before it was committed');
   t.equal(result.rounds, data.commits, 'the reader followed to the last commit');
-  t.ok(result.states > 20, `the reader saw many intermediate states (${result.states} over ${result.refreshes} refreshes)`);
+  t.ok(result.states >= 10, `the reader saw many intermediate states (${result.states} over ${result.refreshes} refreshes)`);
   t.ok(listSegments(segmentsDir(dataDir))[0]! > 1, 'segments were compacted away while it read');
 });
 
@@ -479,7 +479,9 @@ function runCrashChild(dataDir: string, killAfterMs: number): Promise<ChildRun> 
 
 t.test('SIGKILL at random moments: reopening recovers exactly a prefix holding every durable commit', async (t) => {
   const dataDir = temporaryDir(t);
-  const prng = new Prng(Date.now() >>> 0);
+  const seed = Date.now() >>> 0;
+  t.comment(`kill delays from seed ${seed}`);
+  const prng = new Prng(seed);
   let expectedRecovered = 0;
   for (let round = 1; round <= 5; round++) {
     const { recovered, lastDurable } = await runCrashChild(dataDir, 60 + prng.below(300));
@@ -560,6 +562,21 @@ t.test('torn tails are cut off, earlier commits survive', async (t) => {
     await store.close();
   });
 
+  t.test('the last bytes of the segment overwritten (its end magic), not published', async (t) => {
+    const dataDir = temporaryDir(t);
+    const { head, before, after } = await planStore(dataDir, 40);
+    unlinkSync(published(dataDir));
+    const fd = openSync(head, 'r+');
+    writeSync(fd, Buffer.from([0, 0, 0, 0]), 0, 4, after - 4);
+    closeSync(fd);
+    const store = new SegmentCommitStore(dataDir);
+    t.equal(statSync(head).size, before, 'recovery cut the last commit off');
+    await store.close();
+    const reader = new SegmentReader(dataDir);
+    t.equal(planDifference(reader, 39), undefined, 'commits 1..39 survive, whole');
+    await reader.close();
+  });
+
   t.test('a bad commit below the published end is corruption, not a torn write', async (t) => {
     const dataDir = temporaryDir(t);
     const { head, before } = await planStore(dataDir, 40);
@@ -568,6 +585,10 @@ t.test('torn tails are cut off, earlier commits survive', async (t) => {
     closeSync(fd);
     t.throws(() => new SegmentCommitStore(dataDir), CorruptStoreError, 'the disk thread refuses to open it');
     t.throws(() => new SegmentReader(dataDir), /below its durable length/, 'so do readers');
+    unlinkSync(published(dataDir));
+    const store = new SegmentCommitStore(dataDir);
+    t.equal(statSync(head).size, before, 'without the published end, the damage is cut off as a torn tail');
+    await store.close();
   });
 });
 

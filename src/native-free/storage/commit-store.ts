@@ -11,10 +11,10 @@ import type { CommitSink } from '../../log/commit.js';
 import { Compactor, type CompactionOptions } from './compactor.js';
 import { FrameBuilder } from './frame-builder.js';
 import { FrameScanner, FrameView } from './frame-scanner.js';
-import { COMMIT_KIND_APPLY, SEGMENT_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
+import { COMMIT_KIND_APPLY, PUBLISHED_FILE, SEGMENT_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
 import { PublishedState } from './published.js';
 import { SegmentCommitSink } from './commit-sink.js';
-import { createSegment, listSegments, openSegment, segmentHeaderValid, segmentPath, segmentsDirectory, syncDirectory } from './segment-files.js';
+import { createSegment, listSegments, openSegment, segmentHeaderValid, segmentPath, segmentsDirectory, storeDirectory, syncDirectory } from './segment-files.js';
 import { StoreState } from './store-state.js';
 
 export interface CommitStoreOptions extends CompactionOptions {
@@ -37,6 +37,7 @@ export class CorruptStoreError extends Error {
 export class SegmentCommitStore implements CommitStore {
   /** The replayed state, with what compaction needs besides what readers keep. */
   readonly state = new StoreState(true);
+  private readonly dataDir: string;
   private readonly directory: string;
   private readonly options: CommitStoreOptions;
   private readonly published: PublishedState;
@@ -51,6 +52,7 @@ export class SegmentCommitStore implements CommitStore {
   private failure: unknown;
 
   constructor(dataDir: string, options: CommitStoreOptions = DEFAULT_COMMIT_STORE_OPTIONS) {
+    this.dataDir = dataDir;
     this.directory = segmentsDirectory(dataDir);
     this.options = options;
     this.published = new PublishedState(dataDir, true);
@@ -168,7 +170,12 @@ export class SegmentCommitStore implements CommitStore {
         continue;
       }
       const durable = published && this.published.head === id ? this.published.length : SEGMENT_HEADER_BYTES;
-      if (end < durable) throw new CorruptStoreError(`segment ${segmentPath(this.directory, id)} has a bad frame at ${end}, below its durable length ${durable}`);
+      if (end < durable) {
+        throw new CorruptStoreError(
+          `segment ${segmentPath(this.directory, id)} has a bad frame at ${end}, below its durable length ${durable}: acknowledged commits are damaged ` +
+            `(to drop them and everything after, remove ${PUBLISHED_FILE} from ${storeDirectory(this.dataDir)})`,
+        );
+      }
       if (end < size) {
         ftruncateSync(fd, end);
         fdatasyncSync(fd);
