@@ -61,8 +61,7 @@ export const DESCRIPTOR_BYTE_LENGTH = 12; // u32: the block's bytes, entry heade
 export const DESCRIPTOR_FIRST_POSITION = 16; // f64
 export const DESCRIPTOR_BYTES_BEFORE = 24; // f64: bytes of the log before the block's first entry
 
-// Meta records: [kind u32][length u32, the whole record] then the fields.
-export const META_HEADER_BYTES = 8;
+// Meta records: [kind u32][length u32, the whole record] then the fields, from offset 8.
 export const META_KIND = 0;
 export const META_LENGTH = 4;
 

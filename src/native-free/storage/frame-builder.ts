@@ -57,11 +57,6 @@ export class FrameBuilder {
     this.blockCount = 0;
   }
 
-  /** The index in `frames` where the open frame starts. */
-  get start(): number {
-    return this.frameStart;
-  }
-
   /**
    * Describe a block of `count` entries of `logId` from `firstPosition`, whose `byteLength`
    * bytes the caller has appended to `frames` at `index`.

@@ -24,7 +24,7 @@ import {
 } from './format.js';
 
 /** Frames up to this size are read whole, several per read; larger ones in parts. */
-export const READ_CHUNK_BYTES = 2 ** 20;
+const READ_CHUNK_BYTES = 2 ** 20;
 
 export class FrameView {
   segment = 0;
@@ -90,7 +90,7 @@ function headerValid(view: DataView, index: number): boolean {
 }
 
 /** Whether the whole frame at `index` carries its end magic and a matching CRC. */
-export function frameChecksumValid(bytes: Buffer, view: DataView, index: number, length: number): boolean {
+function frameChecksumValid(bytes: Buffer, view: DataView, index: number, length: number): boolean {
   const trailer = index + length - COMMIT_TRAILER_BYTES;
   return (
     view.getUint32(trailer + COMMIT_TRAILER_MAGIC, true) === COMMIT_END_MAGIC &&

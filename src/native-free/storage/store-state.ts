@@ -68,14 +68,14 @@ export class LogState extends BlockIndex {
   }
 }
 
-export interface LogRecord {
+interface LogRecord {
   logId: number;
   epoch: number;
   place: number;
   recordBytes: number;
 }
 
-export interface WriterRecord extends DurableWriter {
+interface WriterRecord extends DurableWriter {
   place: number;
   recordBytes: number;
 }
@@ -85,17 +85,17 @@ export interface WriterRecord extends DurableWriter {
  * holds (numbers only — no object per run; the outcomes are read from the segment when
  * asked for, which only recovery does).
  */
-export class CompletionRuns {
+class CompletionRuns {
   readonly places = new Map<number, number>();
   readonly counts = new Map<number, number>();
 }
 
-export function completionsRecordBytes(count: number): number {
+function completionsRecordBytes(count: number): number {
   return COMPLETIONS_OUTCOMES + count * 8;
 }
 
 /** How much of a segment is live: compaction deletes or rewrites segments with little left. */
-export interface SegmentUsage {
+interface SegmentUsage {
   /** The segment's length as far as replayed. */
   bytes: number;
   /** Bytes of live records: blocks with their descriptors, and meta records still in force. */
