@@ -4,6 +4,13 @@ import type { CommitSink } from './commit.js';
 import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, completionKeyLsn, writeCompletionKey, writeEntryHeader, writeEntryKey } from './keys.js';
 import type { Store } from './lmdb-store.js';
 
+interface CompletionRun {
+  writerId: number;
+  firstLsn: number;
+  length: number;
+  outcomes: Float64Array;
+}
+
 export class LmdbCommitSink implements CommitSink {
   private readonly store: Store;
   private readonly entryKey = Buffer.alloc(ENTRY_KEY_BYTES);
@@ -32,33 +39,49 @@ export class LmdbCommitSink implements CommitSink {
 
   // Completion records are written as runs: one LMDB record per writer per run of
   // consecutive lsns in a commit, keyed by the run's first lsn, holding float64 outcomes.
-  // A pipelining device's burst is one record instead of one per write.
-  private runWriterId = -1;
-  private runFirstLsn = 0;
-  private runLength = 0;
-  private runOutcomes = new Float64Array(1024);
+  // Runs are kept per writer for the whole commit, so a device that interleaves writes to
+  // several logs (several writers) still gets one record per writer, not one per write.
+  private readonly runs = new Map<number, CompletionRun>();
+  /** This commit's runs, in first-seen order; and runs to reuse in the next commit. */
+  private readonly pending: CompletionRun[] = [];
+  private readonly spare: CompletionRun[] = [];
 
   completion(writerId: number, lsn: number, outcome: number): void {
-    if (writerId !== this.runWriterId || lsn !== this.runFirstLsn + this.runLength) {
-      this.flushRun();
-      this.runWriterId = writerId;
-      this.runFirstLsn = lsn;
+    let run = this.runs.get(writerId);
+    if (run === undefined) {
+      run = this.spare.pop() ?? { writerId, firstLsn: lsn, length: 0, outcomes: new Float64Array(64) };
+      run.writerId = writerId;
+      run.firstLsn = lsn;
+      run.length = 0;
+      this.runs.set(writerId, run);
+      this.pending.push(run);
     }
-    if (this.runLength === this.runOutcomes.length) {
-      const grown = new Float64Array(this.runOutcomes.length * 2);
-      grown.set(this.runOutcomes);
-      this.runOutcomes = grown;
+    if (run.length > 0 && lsn !== run.firstLsn + run.length) {
+      this.writeRun(run);
+      run.firstLsn = lsn;
     }
-    this.runOutcomes[this.runLength++] = outcome;
+    if (run.length === run.outcomes.length) {
+      const grown = new Float64Array(run.outcomes.length * 2);
+      grown.set(run.outcomes);
+      run.outcomes = grown;
+    }
+    run.outcomes[run.length++] = outcome;
   }
 
-  /** Write the pending run of completion records (before a trim, and at the end of a commit). */
+  /** Write every pending run (before a trim, and at the end of a commit). */
   flushRun(): void {
-    if (this.runLength === 0) return;
-    const bytes = Buffer.from(this.runOutcomes.buffer, 0, this.runLength * 8);
-    this.store.completions.put(writeCompletionKey(this.completionKey, this.runWriterId, this.runFirstLsn), bytes);
-    this.runLength = 0;
-    this.runWriterId = -1;
+    for (const run of this.pending) {
+      if (run.length > 0) this.writeRun(run);
+      this.spare.push(run);
+    }
+    this.pending.length = 0;
+    this.runs.clear();
+  }
+
+  private writeRun(run: CompletionRun): void {
+    const bytes = Buffer.from(run.outcomes.buffer, 0, run.length * 8);
+    this.store.completions.put(writeCompletionKey(this.completionKey, run.writerId, run.firstLsn), bytes);
+    run.length = 0;
   }
 
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
