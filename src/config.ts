@@ -21,6 +21,8 @@ export interface Config {
   workers: number;
   /** Which engine runs (docs/NATIVE-FREE.md); `auto` is resolved at startup. */
   engine: EngineChoice;
+  /** native-free: segment file size. */
+  segmentBytes: number;
   /** The HS256 secret; undefined means "generate one in the data dir" (development). */
   secret: string | undefined;
   /** More secrets by key id (`kid` in the token header), for rotation. */
@@ -130,6 +132,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     dataDir: values.dataDir,
     workers: values.workers,
     engine: values.engine,
+    segmentBytes: values.segmentBytes,
     secret: values.secret,
     secrets: { ...values.secrets },
     limits,

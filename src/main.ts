@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
       logger,
       engine: engine.storage,
       transport: engine.transport,
+      tuning: { segmentBytes: config.segmentBytes },
       slowBatchMs: config.slowBatchMs,
       statusPage: config.statusPage,
       metrics: config.metrics,

@@ -63,6 +63,7 @@ t.test('defaults', (t) => {
     retentionIntervalMs: 1000,
     retentionBatchEntries: 10_000,
     engine: 'auto',
+    segmentBytes: 64 << 20,
     notifications: {
       enabled: true,
       intervalMs: 2000,
@@ -349,7 +350,7 @@ t.test('the help lists every option with its flag, variable, file key and defaul
   t.same(
     NAMED_OPTIONS.map(({ flag }) => flag).sort(),
     [
-      'config', 'host', 'port', 'data', 'workers', 'secret', 'secrets', 'engine', 'shutdown-timeout-ms', 'status-page', 'metrics',
+      'config', 'host', 'port', 'data', 'workers', 'secret', 'secrets', 'engine', 'segment-bytes', 'shutdown-timeout-ms', 'status-page', 'metrics',
       'log-level', 'log-format', 'slow-batch-ms',
       'retention', 'retention-max-entries', 'retention-max-bytes', 'retention-max-age-seconds', 'retention-interval-ms', 'retention-batch-entries',
       'entry-bytes-max', 'handshake-timeout-ms', 'idle-timeout-seconds', 'leases-per-session', 'tails-per-session', 'unacked-writes-max',

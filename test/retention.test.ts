@@ -19,6 +19,8 @@ function writeConfig(dataDir: string): string {
     file,
     JSON.stringify({
       retentionIntervalMs: SWEEP_MS,
+      // The native-free engine reuses space segment by segment: small ones, so a test sees it.
+      segmentBytes: 1 << 20,
       retentionBatchEntries: 500,
       retention: [
         { site: 'count', maxEntries: 100 },

@@ -58,6 +58,7 @@ export const OPTIONS = {
   }),
   secrets: option(secrets, {}, 'more secrets by key id (token header "kid"), for rotation', { defaultText: 'none' }),
   engine: option(oneOf(ENGINES), 'auto', 'native: uWebSockets.js + LMDB; native-free: node:http + ws + segment files, no native addon; auto: native, else native-free when an addon cannot load (docs/NATIVE-FREE.md)'),
+  segmentBytes: option(integer(1 << 20, 1 << 30), 64 << 20, 'native-free engine: a new segment file starts at this size (smaller: space of trimmed entries comes back sooner)'),
   shutdownTimeoutMs: option(integer(100, 600_000), 30_000, 'force the exit when a graceful shutdown takes longer'),
   statusPage: option(boolean, true, 'serve the status page / and GET /stats'),
   metrics: option(boolean, true, 'serve GET /metrics'),

@@ -11,7 +11,7 @@ import { CONTROL_PAYLOAD_BYTES_MAX, PREFIX_BYTES } from '../constants.js';
 import { Revocations } from '../auth/revocations.js';
 import { createTokenVerifier, type TokenKeys } from '../auth/token.js';
 import type { Limits } from '../limits.js';
-import type { StorageEngine } from '../log/engine.js';
+import type { CommitStoreTuning, StorageEngine } from '../log/engine.js';
 import { checkFrame, frameOp, frameRid, readUint32, type FrameLimits } from '../net/frame.js';
 import {
   CLOSE_GOING_AWAY,
@@ -66,6 +66,7 @@ export interface ServerOptions {
   logger: Logger;
   /** The storage engine (src/log/engine.ts), loaded by the caller. */
   engine: StorageEngine;
+  tuning: CommitStoreTuning;
   /** uWebSockets.js, or the native-free transport with the same API (src/native-free/transport). */
   transport: UwsTransport;
   /** Batches slower than this are logged. */
@@ -118,6 +119,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     slowBatchMs: options.slowBatchMs,
     reportAdvances: options.notifications !== undefined,
     engine: options.engine.name,
+    tuning: options.tuning,
     onFatal: options.onFatal,
   });
   const inputs = pipeline.buffers.workers.map((buffers) => new Ring(buffers.arena, buffers.input));

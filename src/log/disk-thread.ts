@@ -7,7 +7,7 @@ import { Doorbell } from '../ring/doorbell.js';
 import { Ring } from '../ring/ring.js';
 import { DISK_DOORBELL, STOP_BATCHES, THREADS_STOPPED, WORK_DOORBELL, type WorkerBuffers } from '../workers/layout.js';
 import { applyStaged } from './commit.js';
-import type { EngineName } from './engine.js';
+import type { CommitStoreTuning, EngineName } from './engine.js';
 import { loadEngine } from './engines.js';
 import { COMMITTED_POSITION } from './staging.js';
 import { DISK_COMMIT_HISTOGRAM, DISK_COMMITS, DURATION_BUCKETS_MS, observe } from '../metrics/pipeline-metrics.js';
@@ -19,6 +19,7 @@ export interface DiskThreadData {
   /** The disk thread's metrics block (src/metrics/pipeline-metrics.ts). */
   metrics: SharedArrayBuffer;
   engine: EngineName;
+  tuning: CommitStoreTuning;
 }
 
 const IDLE_WAIT_MS = 100;
@@ -30,7 +31,7 @@ const workDoorbell = new Doorbell(control, WORK_DOORBELL);
 const rings = data.workers.map((buffers) => new Ring(buffers.arena, buffers.staging));
 const committed = data.workers.map((buffers) => new Int32Array(buffers.stagingControl));
 const engine = await loadEngine(data.engine);
-const commitStore = engine.openCommitStore(data.dataDir);
+const commitStore = engine.openCommitStore(data.dataDir, data.tuning);
 const workerCount = data.workers.length;
 const metrics = new Float64Array(data.metrics);
 

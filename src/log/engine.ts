@@ -66,10 +66,16 @@ export interface ClosableReader extends StorageReader {
   close(): Promise<void>;
 }
 
+/** Tuning of the writer; an engine ignores what does not apply to it. */
+export interface CommitStoreTuning {
+  /** native-free: a new segment file is started at this size. */
+  segmentBytes?: number;
+}
+
 export interface StorageEngine {
   readonly name: EngineName;
   openReader(dataDir: string): ClosableReader;
-  openCommitStore(dataDir: string): CommitStore;
+  openCommitStore(dataDir: string, tuning?: CommitStoreTuning): CommitStore;
   openMetadata(dataDir: string): MetadataStore;
   openRetentionView(dataDir: string): RetentionView;
 }

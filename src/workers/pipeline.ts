@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { DiskThreadData } from '../log/disk-thread.js';
-import type { EngineName } from '../log/engine.js';
+import type { CommitStoreTuning, EngineName } from '../log/engine.js';
 import type { RecoverySummary } from '../phases/recovery.js';
 import type { PartitionLimits } from '../phases/state.js';
 import { createPipelineBuffers, SHUTDOWN_REQUESTED, WORK_DOORBELL, type PipelineBuffers } from './layout.js';
@@ -21,6 +21,7 @@ export interface PipelineOptions {
   /** Workers report logs that advanced (the advances rings) for offline notifications. */
   reportAdvances: boolean;
   engine: EngineName;
+  tuning: CommitStoreTuning;
   /** Called if a pipeline thread fails after startup: the server cannot continue. */
   onFatal: (error: Error) => void;
 }
@@ -42,7 +43,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const buffers = createPipelineBuffers(options.workerCount);
   const metrics = createMetricsBuffers(options.workerCount);
   const control = new Int32Array(buffers.control);
-  const diskData: DiskThreadData = { dataDir: options.dataDir, control: buffers.control, workers: buffers.workers, metrics: metrics.disk, engine: options.engine };
+  const diskData: DiskThreadData = { dataDir: options.dataDir, control: buffers.control, workers: buffers.workers, metrics: metrics.disk, engine: options.engine, tuning: options.tuning };
   const disk = new Worker(new URL('../log/disk-thread.js', import.meta.url), { workerData: diskData, name: 'tailgrove-disk' });
   let stopping = false;
   const watch = (thread: Worker, name: string): void => {
