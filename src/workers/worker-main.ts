@@ -115,14 +115,14 @@ parentPort!.postMessage({ type: 'ready', workerIndex: data.workerIndex, summary 
 
 const leader = data.workerIndex === 0;
 let seen = workDoorbell.sequence();
-let lastWork = 1;
-let lastPending = 0;
+let idleSinceShutdown = false;
 let topLogsSampledAt = 0;
 for (;;) {
-  // Stop only after a batch that found nothing to do and left nothing staged: input already
-  // routed (the last frames of closing sockets) is processed, committed and its acks
-  // released before the workers go.
-  if (leader && lastWork === 0 && lastPending === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 1) Atomics.store(control, STOP_BATCHES, 1);
+  // Stop only after a batch that began after the stop was requested, found nothing to do and
+  // left nothing staged: every frame routed before the request (the last frames of closing
+  // sockets) is processed, committed and its acks released before the workers go.
+  if (leader && idleSinceShutdown) Atomics.store(control, STOP_BATCHES, 1);
+  const shutdownBeforeBatch = leader && Atomics.load(control, SHUTDOWN_REQUESTED) === 1;
   barrier.arrive();
   if (Atomics.load(control, STOP_BATCHES) === 1) break;
   partition.nowSeconds = Math.floor(Date.now() / 1000);
@@ -150,9 +150,9 @@ for (;;) {
   if (leader) {
     if (Atomics.exchange(control, BATCH_STAGED_TOTAL, 0) > 0) diskDoorbell.ring();
     const work = Atomics.exchange(control, BATCH_WORK_TOTAL, 0);
-    lastPending = Atomics.exchange(control, BATCH_PENDING_TOTAL, 0);
+    const pending = Atomics.exchange(control, BATCH_PENDING_TOTAL, 0);
     if (work > 0) observe(metrics, WORKER_BATCH_SIZE_HISTOGRAM, BATCH_SIZE_BUCKETS, work);
-    lastWork = work;
+    idleSinceShutdown = shutdownBeforeBatch && work === 0 && pending === 0;
     if (work === 0 && Atomics.load(control, SHUTDOWN_REQUESTED) === 0) workDoorbell.wait(seen, IDLE_WAIT_MS);
     seen = workDoorbell.sequence();
   }
