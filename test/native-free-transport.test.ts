@@ -2,7 +2,7 @@
 // uWebSockets.js API tailgrove uses, over node:http and `ws`. Each scenario runs against the
 // shim and, when the native module loads here, against uWebSockets.js itself, and what the
 // clients and the handlers observed must be the same; the shim's own results are also
-// asserted outright. The differences docs/NATIVE-FREE-TRANSPORT.md lists are asserted as such.
+// asserted outright. The differences docs/NATIVE-FREE.md ("Transport") lists are asserted as such.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';

@@ -2,7 +2,7 @@
 // and the `ws` package, for where native addons cannot load. It imports only uWS's types
 // (erased): loading it loads no native module. Load one or the other at startup:
 //   const uWS = native ? (await import('uWebSockets.js')).default : (await import('../native-free/transport/uws-compat.js')).default
-// What it implements and how it differs from uWS: docs/NATIVE-FREE-TRANSPORT.md.
+// What it implements and how it differs from uWS: docs/NATIVE-FREE.md ("Transport").
 import type uWS from 'uWebSockets.js';
 import type { us_listen_socket, us_socket } from 'uWebSockets.js';
 import { CompatApp, CompatListenSocket } from './app.js';
