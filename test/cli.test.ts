@@ -255,6 +255,7 @@ t.test('bench says so when the load script is absent (an npm-installed copy has 
   writeFileSync(join(installed, 'package.json'), '{ "type": "module" }');
   cpSync(join(repositoryRoot, 'bin'), join(installed, 'bin'), { recursive: true });
   cpSync(join(repositoryRoot, 'dist', 'cli.js'), join(installed, 'dist', 'cli.js'));
+  cpSync(join(repositoryRoot, 'dist', 'msgpack-pure.js'), join(installed, 'dist', 'msgpack-pure.js'));
   cpSync(join(repositoryRoot, 'dist', 'cli'), join(installed, 'dist', 'cli'), { recursive: true });
   for (const args of [['bench'], ['bench', '--help']]) {
     const result = await run(args, { cwd: installed });
