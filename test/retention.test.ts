@@ -169,12 +169,17 @@ t.test('space is reused: the data stops growing while retention keeps pace', asy
   const client = await RawClient.connected(server.url, token(server));
   const sizes: number[] = [];
   // Each round writes ~2 MiB to one log of site "churn" (10 entries kept) and waits for the trim.
-  for (let round = 0; round < 8; round++) {
+  for (let round = 0; round < 12; round++) {
     const lease = await append(client, 'churn', 'log', 500, 4096);
     await earliest(client, lease, (round + 1) * 500 - 10);
     sizes.push(directoryBytes(dataDir));
   }
   t.comment(`data directory size after each round (bytes): ${sizes.join(', ')}`);
-  t.ok(sizes[7]! <= sizes[2]! * 1.25, `after 8 rounds of 2 MiB the data (${sizes[7]} B) is within 25 % of its size after 3 (${sizes[2]} B): freed space is reused`);
+  // Space comes back in units (LMDB pages, native-free segments of 1 MiB here), so sizes
+  // wobble: compare the largest of the last four rounds with the largest of the first four.
+  // Without reuse, round 12 alone would hold three times what round 4 does.
+  const early = Math.max(...sizes.slice(0, 4));
+  const late = Math.max(...sizes.slice(8));
+  t.ok(late <= early * 1.6, `rounds 9–12 (24 MiB written in all) peak at ${late} B, less than 1.6× the peak of rounds 1–4 (${early} B; 3× without reuse): freed space is reused`);
   await client.close();
 });
