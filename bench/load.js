@@ -57,6 +57,7 @@ import { performance } from 'node:perf_hooks';
 import { pack, unpack } from 'msgpackr';
 import { mintToken, shardOf } from '../dist/index.js';
 import { PREFIX_BYTES, PROTOCOL_VERSION, SHARD_COUNT } from '../dist/constants.js';
+import { clientCpuSeconds, processCpuSeconds } from './cpu.js';
 import {
   ENTRIES_CAUGHT_UP,
   ERROR,
@@ -971,21 +972,6 @@ async function stopChild(handle, graceMs = 5000) {
   return result;
 }
 
-/** CPU seconds (user + system, all threads) of a process, from /proc. */
-function processCpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
-  } catch {
-    return NaN;
-  }
-}
-
-function clientCpuSeconds() {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

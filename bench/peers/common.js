@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import hdr from 'hdr-histogram-js';
 import { DURABILITIES } from './servers.js';
+import { clientCpuSeconds, processCpuSeconds } from '../cpu.js';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -137,21 +138,6 @@ function summary(h) {
   };
 }
 
-/** CPU seconds (user + system, all threads) of a process, from /proc (NaN if unavailable). */
-export function processCpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
-  } catch {
-    return NaN;
-  }
-}
-
-function clientCpuSeconds() {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-}
 
 // ---------------------------------------------------------------------------------------
 // The run

@@ -175,7 +175,7 @@ const PHASES: ReadonlyArray<[key: keyof StatusSnapshot['phaseMs'], label: string
   ['ioDeletions', 'IO deletions'],
   ['clientInput', 'client input'],
   ['catchUp', 'catch-up'],
-  ['commit', 'LMDB commit (disk thread)'],
+  ['commit', 'group commit (disk thread, fsync)'],
 ];
 
 const card = (label: string, metric: string, format: string, unit = ''): string =>
