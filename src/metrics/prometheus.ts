@@ -137,7 +137,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
   counter('tailgrove_appends_total', 'entries appended and acknowledged (after their commit)', () => pipeline.sum(WORKER_APPENDS));
   counter('tailgrove_entries_delivered_total', 'entries sent to devices: live pushes, catch-up and reads', () => pipeline.sum(WORKER_DELIVERED));
   counter('tailgrove_entries_trimmed_total', 'entries removed by retention', () => pipeline.sum(WORKER_TRIMMED));
-  counter('tailgrove_commits_total', 'LMDB write transactions (group commits)', () => pipeline.disk[DISK_COMMITS]!);
+  counter('tailgrove_commits_total', 'group commits of the storage engine (each one fsync)', () => pipeline.disk[DISK_COMMITS]!);
   counter('tailgrove_slow_consumer_pauses_total', 'times a backed-up socket had its tails paused', () => io.pauses);
   counter('tailgrove_upgrades_refused_total', 'WebSocket upgrades refused (connection limits, recovery)', () => io.upgradesRefused);
 
@@ -198,7 +198,7 @@ export function createMetricsRegistry(sources: MetricsSources): Registry {
     ) as never,
   );
   registry.registerMetric(
-    new SharedHistogram('tailgrove_commit_duration_seconds', 'LMDB group commit latency, fsync included', pipeline, DURATION_BUCKETS_MS, seconds, () => [
+    new SharedHistogram('tailgrove_commit_duration_seconds', 'group commit latency of the storage engine, fsync included', pipeline, DURATION_BUCKETS_MS, seconds, () => [
       { labels: {}, blocks: [pipeline.disk], at: DISK_COMMIT_HISTOGRAM },
     ]) as never,
   );

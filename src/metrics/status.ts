@@ -7,7 +7,7 @@ export interface PhaseTimes {
   ioDeletions: number;
   clientInput: number;
   catchUp: number;
-  /** Mean milliseconds of one LMDB commit (the disk thread), over the last interval. */
+  /** Mean milliseconds of one group commit (the disk thread), over the last interval. */
   commit: number;
 }
 
