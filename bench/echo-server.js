@@ -6,6 +6,7 @@
 // Prints `echo ready ws://HOST:PORT/` on stdout once listening; exits on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 import uWS from 'uWebSockets.js';
+import { serveUntilSignal } from './reference-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,7 +21,6 @@ if (typeof uWS.SSLApp !== 'function') {
   console.error('echo-server: uWebSockets.js native addon NOT loaded (JS fallback in use); figures are not a uWS reference');
 }
 
-let listenSocket = null;
 const app = uWS.App().ws('/*', {
   compression: uWS.DISABLED,
   maxPayloadLength: 64 * 1024 * 1024,
@@ -34,21 +34,4 @@ const app = uWS.App().ws('/*', {
   },
 });
 
-app.listen(values.host, Number(values.port), (token) => {
-  if (!token) {
-    console.error(`echo-server: cannot listen on ${values.host}:${values.port}`);
-    process.exit(1);
-  }
-  listenSocket = token;
-  const port = uWS.us_socket_local_port(token);
-  console.log(`echo ready ws://${values.host}:${port}/`);
-});
-
-const stop = () => {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-  listenSocket = null;
-  // Open connections would keep the loop alive; an echo server has nothing to flush.
-  setTimeout(() => process.exit(0), 50);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveUntilSignal(app, 'echo', values.host, values.port);

@@ -9,6 +9,7 @@
 // Prints `pubsub ready ws://HOST:PORT/` on stdout once listening; exits on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 import uWS from 'uWebSockets.js';
+import { serveUntilSignal } from './reference-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,7 +25,6 @@ if (typeof uWS.SSLApp !== 'function') {
   console.error('pubsub-server: uWebSockets.js native addon NOT loaded (JS fallback in use); figures are not a uWS reference');
 }
 
-let listenSocket = null;
 const app = uWS.App();
 app.ws('/*', {
   compression: uWS.DISABLED,
@@ -53,20 +53,4 @@ app.ws('/*', {
   },
 });
 
-app.listen(values.host, Number(values.port), (token) => {
-  if (!token) {
-    console.error(`pubsub-server: cannot listen on ${values.host}:${values.port}`);
-    process.exit(1);
-  }
-  listenSocket = token;
-  const port = uWS.us_socket_local_port(token);
-  console.log(`pubsub ready ws://${values.host}:${port}/`);
-});
-
-const stop = () => {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-  listenSocket = null;
-  setTimeout(() => process.exit(0), 50);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveUntilSignal(app, 'pubsub', values.host, values.port);

@@ -11,7 +11,7 @@ export class ConfigError extends Error {}
 export type Where = (part?: string) => string;
 
 export interface Kind<T> {
-  /** The value's placeholder in the help. */
+  /** How the help shows the value after the flag, e.g. `<n>` or `<file>`. */
   arg: string;
   parse(value: unknown, where: Where): T;
 }

@@ -105,26 +105,32 @@ export function writeError(view: DataView, bytes: Uint8Array, offset: number, co
   return errorBytes(payload);
 }
 
+/** A frame of header A = handle and a msgpack payload (`_revoke`, `_presence`). */
+function handleFrameBytes(op: number, payload: Uint8Array): number {
+  return PREFIX_BYTES + HEADER_BYTES[op]! + payload.length;
+}
+
+function writeHandleFrame(op: number, view: DataView, bytes: Uint8Array, offset: number, handle: number, payload: Uint8Array): number {
+  const header = writeHeaderStart(view, offset, op, 0, 0, payload.length);
+  view.setUint32(header + HEADER_A, handle, true);
+  bytes.set(payload, header + HEADER_BYTES[op]!);
+  return handleFrameBytes(op, payload);
+}
+
 export function revokedBytes(payload: Uint8Array): number {
-  return PREFIX_BYTES + HEADER_BYTES[OP_REVOKED]! + payload.length;
+  return handleFrameBytes(OP_REVOKED, payload);
 }
 
 export function writeRevoked(view: DataView, bytes: Uint8Array, offset: number, handle: number, payload: Uint8Array): number {
-  const header = writeHeaderStart(view, offset, OP_REVOKED, 0, 0, payload.length);
-  view.setUint32(header + HEADER_A, handle, true);
-  bytes.set(payload, header + HEADER_BYTES[OP_REVOKED]!);
-  return revokedBytes(payload);
+  return writeHandleFrame(OP_REVOKED, view, bytes, offset, handle, payload);
 }
 
 export function presenceBytes(payload: Uint8Array): number {
-  return PREFIX_BYTES + HEADER_BYTES[OP_PRESENCE]! + payload.length;
+  return handleFrameBytes(OP_PRESENCE, payload);
 }
 
 export function writePresence(view: DataView, bytes: Uint8Array, offset: number, handle: number, payload: Uint8Array): number {
-  const header = writeHeaderStart(view, offset, OP_PRESENCE, 0, 0, payload.length);
-  view.setUint32(header + HEADER_A, handle, true);
-  bytes.set(payload, header + HEADER_BYTES[OP_PRESENCE]!);
-  return presenceBytes(payload);
+  return writeHandleFrame(OP_PRESENCE, view, bytes, offset, handle, payload);
 }
 
 export const SIGNALED_HEADER_BYTES = PREFIX_BYTES + HEADER_BYTES[OP_SIGNALED]!;

@@ -1,5 +1,6 @@
-// Members of the uWS API that tailgrove does not use: present so the objects are typed as
-// uWS's own, and loud when called, never silently different.
+// Members of the uWS API outside the subset this transport provides (docs/NATIVE-FREE.md,
+// "Transport"): tailgrove never calls them. They exist so the objects type as uWS's own,
+// and throw when called rather than behave differently from uWS.
 export function unsupported(member: string): never {
-  throw new Error(`uws-compat: ${member} is not implemented (tailgrove does not use it); it needs the native uWebSockets.js`);
+  throw new Error(`uws-compat: ${member} is outside the uWS subset this transport provides; tailgrove never calls it`);
 }
