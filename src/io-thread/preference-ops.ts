@@ -117,7 +117,8 @@ export class PreferenceOps<Socket extends ControlledSocket> {
         return preferences.subscribe(user, connection.claims!.device, { endpoint, keys: { p256dh, auth } });
       }
       case OP_PUSH_UNSUBSCRIBE:
-        return preferences.unsubscribe(user, endpointOf(fields));
+        await preferences.unsubscribe(user, endpointOf(fields));
+        return;
       default:
         bad(`op ${op} is no preference`);
     }

@@ -118,9 +118,9 @@ export class Notifier {
         for (const outcome of outcomes) {
           if (outcome.ok) this.stats.pushSent++;
           else if (outcome.gone) {
-            // The browser dropped the subscription: forget it.
-            this.stats.pushGone++;
-            await this.options.preferences.unsubscribe(user, outcome.endpoint);
+            // The browser dropped the subscription: forget it. A send already in flight to it
+            // may report gone a second time; it is counted once, when forgotten.
+            if (await this.options.preferences.unsubscribe(user, outcome.endpoint)) this.stats.pushGone++;
           } else this.stats.pushFailed++;
         }
       },

@@ -84,10 +84,12 @@ export class Preferences {
     this.subscriptionsOf(user, true)!.set(subscription.endpoint, stored);
   }
 
-  async unsubscribe(user: string, endpoint: string): Promise<void> {
-    await this.store.pushSubscriptions.remove([user, endpoint]);
+  /** Remove a subscription; resolves with whether it was there. */
+  async unsubscribe(user: string, endpoint: string): Promise<boolean> {
     const subscriptions = this.subscriptions.get(user);
-    subscriptions?.delete(endpoint);
+    const held = subscriptions?.delete(endpoint) ?? false;
     if (subscriptions?.size === 0) this.subscriptions.delete(user);
+    await this.store.pushSubscriptions.remove([user, endpoint]);
+    return held;
   }
 }
