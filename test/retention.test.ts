@@ -175,11 +175,12 @@ t.test('space is reused: the data stops growing while retention keeps pace', asy
     sizes.push(directoryBytes(dataDir));
   }
   t.comment(`data directory size after each round (bytes): ${sizes.join(', ')}`);
-  // Space comes back in units (LMDB pages, native-free segments of 1 MiB here), so sizes
-  // wobble: compare the largest of the last four rounds with the largest of the first four.
-  // Without reuse, round 12 alone would hold three times what round 4 does.
-  const early = Math.max(...sizes.slice(0, 4));
-  const late = Math.max(...sizes.slice(8));
-  t.ok(late <= early * 1.6, `rounds 9–12 (24 MiB written in all) peak at ${late} B, less than 1.6× the peak of rounds 1–4 (${early} B; 3× without reuse): freed space is reused`);
+  // Space comes back in units (LMDB pages, native-free segments of 1 MiB here), so a round
+  // can spike: compare the mean of the last four rounds with the mean of the first four.
+  // Without reuse it would be 21 MiB against 5 MiB (4.2×).
+  const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+  const early = mean(sizes.slice(0, 4));
+  const late = mean(sizes.slice(8));
+  t.ok(late <= early * 2, `rounds 9–12 (24 MiB written in all) hold ${Math.round(late)} B on average, at most 2× rounds 1–4 (${Math.round(early)} B; 4.2× without reuse): freed space is reused`);
   await client.close();
 });
