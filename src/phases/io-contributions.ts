@@ -106,48 +106,118 @@ function releaseWrite(partition: Partition, offset: number): void {
 
 function pushReleased(partition: Partition): void {
   const logs = partition.logs;
+  const leases = partition.leases;
   for (let i = 0; i < partition.dirtyLogs.length; i++) {
     const log = partition.dirtyLogs.items[i]!;
-    for (let lease = logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = partition.leases.columns.nextOnLog[lease]!) {
-      if (partition.leases.columns.tailState[lease] === TAIL_LIVE) pushChain(partition, lease, logs.columns.releaseHead[log]!);
+    const head = logs.columns.releaseHead[log]!;
+    const first = logs.columns.releaseFirst[log]!;
+    // A tailer that tailed from a later position gets frames of its own; every tailer at
+    // the start of the release gets the same frames (pushShared).
+    let aligned = 0;
+    for (let lease = logs.columns.firstLease[log]!; lease !== NO_SLOT; lease = leases.columns.nextOnLog[lease]!) {
+      if (leases.columns.tailState[lease] !== TAIL_LIVE) continue;
+      if (leases.columns.tailNext[lease] === first) aligned++;
+      else pushChain(partition, lease, head);
     }
+    if (aligned > 0) pushShared(partition, log, head, first);
     logs.columns.releaseHead[log] = NO_SLOT;
   }
 }
 
-/** Push the released entries of one log (a chain of staging records) to one live tailer. */
+/**
+ * Push one log's released entries to every live tailer at their start. Each frame's entries
+ * are gathered from staging once, for the first tailer; the others get a copy of that frame's
+ * payload within the output ring (one block copy instead of one per entry) — unless a full
+ * ring made the worker wait since, when the IO thread may have sent and freed it.
+ */
+function pushShared(partition: Partition, log: number, head: number, first: number): void {
+  cutFrames(partition, head);
+  const output = partition.rings.output;
+  const leases = partition.leases;
+  const firstLease = partition.logs.columns.firstLease[log]!;
+  let position = first;
+  for (let frame = 0; frame < partition.pushFrameStart.length; frame++) {
+    const start = partition.pushFrameStart.items[frame]!;
+    const count = partition.pushFrameCount.items[frame]!;
+    const payload = partition.pushFramePayload.items[frame]!;
+    let source = -1;
+    let sourceStalls = 0;
+    for (let lease = firstLease; lease !== NO_SLOT; lease = leases.columns.nextOnLog[lease]!) {
+      if (leases.columns.tailState[lease] !== TAIL_LIVE || leases.columns.tailNext[lease] !== position) continue;
+      let at = reserveOutput(partition, leases.key0[lease]!, ENTRIES_HEADER_BYTES + payload);
+      at += writeEntriesHeader(output.view, at, 0, leases.key1[lease]!, leases.columns.tailId[lease]!, count, position, payload);
+      if (source >= 0 && partition.outputStalls === sourceStalls) {
+        copyRingBytes(output, source, output, at, payload);
+      } else {
+        writeChainEntries(partition, start, count, at);
+        source = at;
+        sourceStalls = partition.outputStalls;
+      }
+      leases.columns.tailNext[lease] = position + count;
+      partition.stats[STAT_DELIVERED]! += count;
+    }
+    position += count;
+  }
+}
+
+/** Cut a chain of released entries into push frames of at most PUSH_FRAME_BYTES_MAX (at least one entry each). */
+function cutFrames(partition: Partition, head: number): void {
+  const staging = partition.rings.staging;
+  partition.pushFrameStart.clear();
+  partition.pushFrameCount.clear();
+  partition.pushFramePayload.clear();
+  let index = head;
+  while (index !== NO_SLOT) {
+    let count = 0;
+    let payload = 0;
+    const start = index;
+    while (index !== NO_SLOT) {
+      const length = staging.view.getUint32(partition.released.items[index]! + WRITE_DATA_LENGTH, true);
+      if (count > 0 && payload + ENTRY_LENGTH_BYTES + length > PUSH_FRAME_BYTES_MAX) break;
+      payload += ENTRY_LENGTH_BYTES + length;
+      count++;
+      index = partition.releasedNext.items[index]!;
+    }
+    partition.pushFrameStart.push(start);
+    partition.pushFrameCount.push(count);
+    partition.pushFramePayload.push(payload);
+  }
+}
+
+/** Copy `count` released entries, from chain index `index` on, as (length, bytes) into the output ring at `at`. */
+function writeChainEntries(partition: Partition, index: number, count: number, at: number): void {
+  const staging = partition.rings.staging;
+  const output = partition.rings.output;
+  for (let written = 0; written < count; written++) {
+    const record = partition.released.items[index]!;
+    const length = staging.view.getUint32(record + WRITE_DATA_LENGTH, true);
+    output.view.setUint32(at, length, true);
+    copyRingBytes(staging, record + WRITE_DATA, output, at + ENTRY_LENGTH_BYTES, length);
+    at += ENTRY_LENGTH_BYTES + length;
+    index = partition.releasedNext.items[index]!;
+  }
+}
+
+/** Push the released entries of one log (a chain of staging records) to one live tailer from its own position. */
 function pushChain(partition: Partition, lease: number, head: number): void {
   const staging = partition.rings.staging;
+  const output = partition.rings.output;
   const leases = partition.leases;
   let index = head;
   // Skip what this tailer has already been sent (it tailed from a later position).
   while (index !== NO_SLOT && staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true) < leases.columns.tailNext[lease]!) {
     index = partition.releasedNext.items[index]!;
   }
-  while (index !== NO_SLOT) {
-    const first = staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true);
-    invariant(first === leases.columns.tailNext[lease], 'a live tailer receives entries without gaps');
-    // One frame: as many entries as fit PUSH_FRAME_BYTES_MAX (at least one).
-    let count = 0;
-    let payload = 0;
-    let end = index;
-    while (end !== NO_SLOT) {
-      const length = staging.view.getUint32(partition.released.items[end]! + WRITE_DATA_LENGTH, true);
-      if (count > 0 && payload + ENTRY_LENGTH_BYTES + length > PUSH_FRAME_BYTES_MAX) break;
-      payload += ENTRY_LENGTH_BYTES + length;
-      count++;
-      end = partition.releasedNext.items[end]!;
-    }
-    const output = partition.rings.output;
+  if (index === NO_SLOT) return;
+  invariant(staging.view.getFloat64(partition.released.items[index]! + WRITE_OUTCOME, true) === leases.columns.tailNext[lease], 'a live tailer receives entries without gaps');
+  cutFrames(partition, index);
+  for (let frame = 0; frame < partition.pushFrameStart.length; frame++) {
+    const count = partition.pushFrameCount.items[frame]!;
+    const payload = partition.pushFramePayload.items[frame]!;
+    const first = leases.columns.tailNext[lease]!;
     let at = reserveOutput(partition, leases.key0[lease]!, ENTRIES_HEADER_BYTES + payload);
     at += writeEntriesHeader(output.view, at, 0, leases.key1[lease]!, leases.columns.tailId[lease]!, count, first, payload);
-    for (; index !== end; index = partition.releasedNext.items[index]!) {
-      const record = partition.released.items[index]!;
-      const length = staging.view.getUint32(record + WRITE_DATA_LENGTH, true);
-      output.view.setUint32(at, length, true);
-      copyRingBytes(staging, record + WRITE_DATA, output, at + ENTRY_LENGTH_BYTES, length);
-      at += ENTRY_LENGTH_BYTES + length;
-    }
+    writeChainEntries(partition, partition.pushFrameStart.items[frame]!, count, at);
     leases.columns.tailNext[lease] = first + count;
     partition.stats[STAT_DELIVERED]! += count;
   }

@@ -24,6 +24,7 @@ export function reserveOutput(partition: Partition, session: number, frameLength
   const ring = partition.rings.output;
   let offset = ring.reserve(OUTPUT_FRAMES + frameLength);
   while (offset < 0) {
+    partition.outputStalls++;
     partition.rings.outputFull();
     offset = ring.reserve(OUTPUT_FRAMES + frameLength);
   }

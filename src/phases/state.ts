@@ -149,6 +149,12 @@ export class Partition {
   readonly released = new SlotList(4096);
   readonly releasedNext = new SlotList(4096);
   readonly dirtyLogs = new SlotList(1024);
+  /** One log's released chain cut into push frames: first chain index, entries, payload bytes. */
+  readonly pushFrameStart = new SlotList(64);
+  readonly pushFrameCount = new SlotList(64);
+  readonly pushFramePayload = new SlotList(64);
+  /** Times a full output ring made this worker wait (a frame written before may be gone). */
+  outputStalls = 0;
   /** Logs whose committed length grew in this batch's release (reported once each). */
   readonly advancedLogs = new SlotList(1024);
   /** Logs whose attached leases changed this batch: each gets one `_presence` round. */
