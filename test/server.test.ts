@@ -204,6 +204,10 @@ t.test('restart: tails, epochs, writers and RIFL state are recovered', async (t)
   before.send(...Array.from({ length: 20 }, (_, i) => frames.write(log.shard, log.handle, i + 1, Buffer.from(`r${i}`))));
   for (let lsn = 1; lsn <= 20; lsn++) await before.outcome(log.handle, lsn);
   before.send(frames.ack(log.shard, log.handle, 10));
+  // A log holding a single entry, at position 0 (the edge of the recovery's backwards scan).
+  const single = await before.lease('acme', 'restart-single', 1, { newWriter: true });
+  before.send(frames.write(single.shard, single.handle, 1, Buffer.from('only')));
+  t.equal((await before.outcome(single.handle, 1)).position, 0, 'the single entry is at position 0');
   await before.close();
   t.equal(await server.stop(), 0, 'SIGTERM stops the server with exit code 0');
   server = await startServer({ dataDir, workers: 2 });
@@ -218,6 +222,12 @@ t.test('restart: tails, epochs, writers and RIFL state are recovered', async (t)
   after.send(frames.write(again.shard, again.handle, 5, Buffer.from('r4')));
   t.ok(await after.next(isError('STALE_LSN')), 'an acknowledged lsn is stale');
   t.same((await after.read(again.shard, again.handle, 2, 0, 100)).map(String), Array.from({ length: 20 }, (_, i) => `r${i}`), 'every entry is back');
+  t.same((await after.read(again.shard, again.handle, 3, 7, 5)).map(String), Array.from({ length: 5 }, (_, i) => `r${i + 7}`), 'a read from the middle returns exactly its range');
+  const singleAgain = await after.lease('acme', 'restart-single', 1, { newWriter: true });
+  t.equal(singleAgain.tail, 1, 'a log with one entry recovers its tail');
+  after.send(frames.write(singleAgain.shard, singleAgain.handle, 1, Buffer.from('second')));
+  t.equal((await after.outcome(singleAgain.handle, 1)).position, 1, 'the next entry lands after it, not on it');
+  t.same((await after.read(singleAgain.shard, singleAgain.handle, 4, 0, 10)).map(String), ['only', 'second'], 'both are there');
   await after.close();
 });
 

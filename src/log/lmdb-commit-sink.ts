@@ -1,7 +1,8 @@
 // The LMDB engine's side of a group commit: staged records become puts and removes inside
 // the disk thread's write transaction (src/log/lmdb-engine.ts).
 import type { CommitSink } from './commit.js';
-import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, completionKeyLsn, writeCompletionKey, writeEntryHeader, writeEntryKey } from './keys.js';
+import { invariant } from '../invariant.js';
+import { CHUNK_BYTES_TARGET, CHUNK_RECORD_HEADER_BYTES, COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, completionKeyLsn, entryKeyPosition, writeChunkRecord, writeCompletionKey, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Store } from './lmdb-store.js';
 
 interface CompletionRun {
@@ -15,25 +16,119 @@ export class LmdbCommitSink implements CommitSink {
   private readonly store: Store;
   private readonly entryKey = Buffer.alloc(ENTRY_KEY_BYTES);
   private readonly completionKey = Buffer.alloc(COMPLETION_KEY_BYTES);
-  // lmdb-js misreads values backed by a SharedArrayBuffer, so an entry is first copied to
-  // this ordinary buffer; put() copies it into the transaction before returning.
-  private value = Buffer.alloc(1 << 20);
 
   constructor(store: Store) {
     this.store = store;
   }
 
+  // A commit's entries, chained per log in arrival order (= position order), become one chunk
+  // per log at the end of the commit. The entry views stay valid until the commit returns:
+  // the staging ring is released to the workers only after it.
+  private entryData: Buffer[] = [];
+  private entryPosition = new Float64Array(4096);
+  private entryBytesBefore = new Float64Array(4096);
+  private entryAppendedAt = new Uint32Array(4096);
+  private entryNext = new Int32Array(4096);
+  private entryCount = 0;
+  /** logId → index of its chain in chainHead/chainTail/chainLogId, in first-seen order. */
+  private readonly chains = new Map<number, number>();
+  private chainHead = new Int32Array(1024);
+  private chainTail = new Int32Array(1024);
+  private chainLogId = new Uint32Array(1024);
+  // lmdb-js misreads values backed by a SharedArrayBuffer, so a chunk is built in this
+  // ordinary buffer; put() copies it into the transaction before returning.
+  private chunk = Buffer.alloc(2 * CHUNK_BYTES_TARGET);
+
   entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void {
-    const length = ENTRY_HEADER_BYTES + data.length;
-    if (length > this.value.length) this.value = Buffer.alloc(length);
-    writeEntryHeader(this.value, bytesBefore, appendedAt);
-    data.copy(this.value, ENTRY_HEADER_BYTES);
-    this.store.entries.put(writeEntryKey(this.entryKey, logId, position), this.value.subarray(0, length));
+    const index = this.entryCount++;
+    if (index === this.entryPosition.length) this.growEntries();
+    this.entryData[index] = data;
+    this.entryPosition[index] = position;
+    this.entryBytesBefore[index] = bytesBefore;
+    this.entryAppendedAt[index] = appendedAt;
+    this.entryNext[index] = -1;
+    const chain = this.chains.get(logId);
+    if (chain === undefined) {
+      const next = this.chains.size;
+      if (next === this.chainHead.length) this.growChains();
+      this.chains.set(logId, next);
+      this.chainHead[next] = index;
+      this.chainTail[next] = index;
+      this.chainLogId[next] = logId;
+    } else {
+      this.entryNext[this.chainTail[chain]!] = index;
+      this.chainTail[chain] = index;
+    }
   }
 
-  /** Retention: the entries are dense positions, so each key is known without a scan. */
-  trimEntries(logId: number, from: number, to: number, bytes: number): void {
-    for (let position = from; position < to; position++) this.store.entries.remove(writeEntryKey(this.entryKey, logId, position));
+  /** Put this commit's entries, one chunk per log (more when a log's entries pass CHUNK_BYTES_TARGET). */
+  flushEntries(): void {
+    for (let chain = 0; chain < this.chains.size; chain++) {
+      const logId = this.chainLogId[chain]!;
+      let first = -1;
+      let expected = -1;
+      let at = 0;
+      for (let index = this.chainHead[chain]!; index !== -1; index = this.entryNext[index]!) {
+        const data = this.entryData[index]!;
+        const position = this.entryPosition[index]!;
+        if (at > 0 && at + CHUNK_RECORD_HEADER_BYTES + data.length > CHUNK_BYTES_TARGET) {
+          this.putChunk(logId, first, at);
+          at = 0;
+        }
+        if (at === 0) first = position;
+        else invariant(position === expected, 'a log commits consecutive positions');
+        expected = position + 1;
+        if (at + CHUNK_RECORD_HEADER_BYTES + data.length > this.chunk.length) this.growChunk(at, CHUNK_RECORD_HEADER_BYTES + data.length);
+        at = writeChunkRecord(this.chunk, at, data, this.entryBytesBefore[index]!, this.entryAppendedAt[index]!);
+      }
+      this.putChunk(logId, first, at);
+    }
+    this.chains.clear();
+    this.entryData.fill(undefined as unknown as Buffer, 0, this.entryCount);
+    this.entryCount = 0;
+  }
+
+  private putChunk(logId: number, first: number, length: number): void {
+    this.store.entries.put(writeEntryKey(this.entryKey, logId, first), this.chunk.subarray(0, length));
+  }
+
+  private growEntries(): void {
+    const capacity = this.entryPosition.length * 2;
+    const grow = <T extends Float64Array | Uint32Array | Int32Array>(from: T, to: T): T => (to.set(from), to);
+    this.entryPosition = grow(this.entryPosition, new Float64Array(capacity));
+    this.entryBytesBefore = grow(this.entryBytesBefore, new Float64Array(capacity));
+    this.entryAppendedAt = grow(this.entryAppendedAt, new Uint32Array(capacity));
+    this.entryNext = grow(this.entryNext, new Int32Array(capacity));
+  }
+
+  private growChains(): void {
+    const capacity = this.chainHead.length * 2;
+    const grow = <T extends Uint32Array | Int32Array>(from: T, to: T): T => (to.set(from), to);
+    this.chainHead = grow(this.chainHead, new Int32Array(capacity));
+    this.chainTail = grow(this.chainTail, new Int32Array(capacity));
+    this.chainLogId = grow(this.chainLogId, new Uint32Array(capacity));
+  }
+
+  private growChunk(used: number, needed: number): void {
+    const grown = Buffer.alloc(Math.max(this.chunk.length * 2, used + needed));
+    this.chunk.copy(grown, 0, 0, used);
+    this.chunk = grown;
+  }
+
+  /**
+   * Retention: drop the chunks of `logId` that end at or below `to`, which becomes its first
+   * position. A chunk holding `to` stays whole (readers start at the first position).
+   */
+  trimEntries(logId: number, _from: number, to: number, bytes: number): void {
+    this.flushEntries();
+    const cursor = new ChunkCursor();
+    const dropped: Buffer[] = [];
+    for (const { key, value } of this.store.entries.getRange({ start: writeLogPrefixKey(Buffer.alloc(4), logId), end: writeEntryKey(Buffer.alloc(ENTRY_KEY_BYTES), logId, to) })) {
+      cursor.reset(value, entryKeyPosition(key));
+      while (cursor.next());
+      if (cursor.position < to) dropped.push(Buffer.from(key));
+    }
+    for (const key of dropped) this.store.entries.remove(key);
     this.store.trims.put(logId, [to, bytes]);
   }
 
@@ -68,7 +163,7 @@ export class LmdbCommitSink implements CommitSink {
     run.outcomes[run.length++] = outcome;
   }
 
-  /** Write every pending run (before a trim, and at the end of a commit). */
+  /** Write every pending run (before a trim of completions, and at the end of a commit). */
   flushRun(): void {
     for (const run of this.pending) {
       if (run.length > 0) this.writeRun(run);

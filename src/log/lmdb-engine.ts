@@ -1,9 +1,9 @@
 // The native storage engine: LMDB through lmdb-js (a native addon). One environment file in
 // the data directory; each thread opens it (src/log/lmdb-store.ts for the layout).
 import type { ClosableReader, CommitStore, MetadataStore, RetainedLog, RetentionView, StorageEngine } from './engine.js';
-import { ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, entryAppendedAt, entryBytesBefore, entryKeyPosition, writeEntryKey } from './keys.js';
+import { ChunkCursor } from './keys.js';
 import { LmdbCommitSink } from './lmdb-commit-sink.js';
-import { LmdbStorageReader, openStore, type Store } from './lmdb-store.js';
+import { EntryKeys, LmdbStorageReader, openStore, seekChunk, storedEnd, type Store } from './lmdb-store.js';
 
 class LmdbReader extends LmdbStorageReader implements ClosableReader {
   private readonly opened: Store;
@@ -26,6 +26,7 @@ function openCommitStore(dataDir: string): CommitStore {
       // One write transaction; it returns after fsync (overlappingSync is off).
       store.root.transactionSync(() => {
         apply(sink);
+        sink.flushEntries();
         sink.flushRun();
       });
     },
@@ -49,8 +50,8 @@ function openMetadata(dataDir: string): MetadataStore {
 
 class LmdbRetentionView implements RetentionView {
   private readonly store: Store;
-  private readonly key = Buffer.alloc(ENTRY_KEY_BYTES);
-  private readonly lastKey = Buffer.alloc(ENTRY_KEY_BYTES);
+  private readonly keys = new EntryKeys();
+  private readonly cursor = new ChunkCursor();
 
   constructor(store: Store) {
     this.store = store;
@@ -64,29 +65,25 @@ class LmdbRetentionView implements RetentionView {
     for (const { key: name, value } of this.store.logs.getRange({})) {
       const logId = value[0];
       const first = this.store.trims.get(logId)?.[0] ?? 0;
-      let length = first;
-      let endBytes = 0;
-      writeEntryKey(this.lastKey, logId, Number.MAX_SAFE_INTEGER);
-      for (const entry of this.store.entries.getRange({ start: this.lastKey, end: writeEntryKey(this.key, logId, 0), reverse: true, limit: 1 })) {
-        length = entryKeyPosition(entry.key) + 1;
-        endBytes = entryBytesBefore(entry.value) + entry.value.length - ENTRY_HEADER_BYTES;
-      }
-      yield { name, logId, first, length, endBytes };
+      const end = storedEnd(this.store.entries, this.cursor, this.keys, logId);
+      yield { name, logId, first, length: end?.length ?? first, endBytes: end?.bytes ?? 0 };
     }
   }
 
-  private entryAt(logId: number, position: number): Buffer {
-    const value = this.store.entries.get(writeEntryKey(this.key, logId, position));
-    if (value === undefined) throw new Error(`retention: log ${logId} has no entry at ${position} below its length`);
-    return value;
+  /** The cursor at the record of `position` (below the log's length). */
+  private entryAt(logId: number, position: number): ChunkCursor {
+    if (!seekChunk(this.store.entries, this.cursor, this.keys, logId, position) || !this.cursor.seek(position)) {
+      throw new Error(`retention: log ${logId} has no entry at ${position} below its length`);
+    }
+    return this.cursor;
   }
 
   bytesBefore(logId: number, position: number): number {
-    return entryBytesBefore(this.entryAt(logId, position));
+    return this.entryAt(logId, position).bytesBefore;
   }
 
   appendedAt(logId: number, position: number): number {
-    return entryAppendedAt(this.entryAt(logId, position));
+    return this.entryAt(logId, position).appendedAt;
   }
 
   close(): Promise<void> {

@@ -2,7 +2,7 @@
 // writer) and by every worker (readers: history reads, tail catch-up, recovery).
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { join } from 'node:path';
-import { COMPLETION_KEY_BYTES, ENTRY_HEADER_BYTES, ENTRY_KEY_BYTES, entryBytesBefore, entryKeyPosition, writeEntryKey } from './keys.js';
+import { COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, entryKeyPosition, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Revocation } from '../auth/revocations.js';
 import type { MembershipRecord, PushSubscriptionStored } from '../notify/preferences.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
@@ -49,10 +49,43 @@ export function openStore(dataDir: string): Store {
   };
 }
 
+/**
+ * Point `cursor` at the chunk of `logId` holding `position` or, when there is none, the last
+ * chunk below it (`position` undefined: the log's last chunk). False when the log has no chunk
+ * at or below it.
+ */
+export function seekChunk(entries: Database<Buffer, Buffer>, cursor: ChunkCursor, keys: EntryKeys, logId: number, position = Number.MAX_SAFE_INTEGER): boolean {
+  writeEntryKey(keys.start, logId, position);
+  for (const { key, value } of entries.getRange({ start: keys.start, end: writeLogPrefixKey(keys.prefix, logId), reverse: true, limit: 1 })) {
+    cursor.reset(value, entryKeyPosition(key));
+    return true;
+  }
+  return false;
+}
+
+/** The end of a log's stored entries: its length and bytes, from the last record of its last chunk. */
+export function storedEnd(entries: Database<Buffer, Buffer>, cursor: ChunkCursor, keys: EntryKeys, logId: number): { length: number; bytes: number } | undefined {
+  if (!seekChunk(entries, cursor, keys, logId)) return undefined;
+  let length = 0;
+  let bytes = 0;
+  while (cursor.next()) {
+    length = cursor.position + 1;
+    bytes = cursor.bytesBefore + cursor.dataLength;
+  }
+  return { length, bytes };
+}
+
+/** Scratch keys for the entry lookups (reused: no allocation per lookup). */
+export class EntryKeys {
+  readonly start = Buffer.alloc(ENTRY_KEY_BYTES);
+  readonly end = Buffer.alloc(ENTRY_KEY_BYTES);
+  readonly prefix = Buffer.alloc(4);
+}
+
 export class LmdbStorageReader implements StorageReader {
   private readonly store: Store;
-  private readonly startKey = Buffer.alloc(ENTRY_KEY_BYTES);
-  private readonly endKey = Buffer.alloc(ENTRY_KEY_BYTES);
+  private readonly keys = new EntryKeys();
+  private readonly cursor = new ChunkCursor();
 
   constructor(store: Store) {
     this.store = store;
@@ -60,15 +93,22 @@ export class LmdbStorageReader implements StorageReader {
 
   readEntries(logId: number, from: number, to: number, bytesMax: number, sink: EntrySink): number {
     if (from >= to) return 0;
-    writeEntryKey(this.startKey, logId, from);
-    writeEntryKey(this.endKey, logId, to);
+    // Start at the chunk holding `from` (it may begin below it).
+    const start = seekChunk(this.store.entries, this.cursor, this.keys, logId, from) ? this.cursor.position + 1 : from;
+    writeEntryKey(this.keys.start, logId, start);
+    writeEntryKey(this.keys.end, logId, to);
     let count = 0;
     let bytes = 0;
-    for (const { key, value } of this.store.entries.getRange({ start: this.startKey, end: this.endKey })) {
-      sink.entry(entryKeyPosition(key), value.subarray(ENTRY_HEADER_BYTES));
-      count++;
-      bytes += value.length - ENTRY_HEADER_BYTES;
-      if (bytes >= bytesMax) break;
+    for (const { key, value } of this.store.entries.getRange({ start: this.keys.start, end: this.keys.end })) {
+      this.cursor.reset(value, entryKeyPosition(key));
+      while (this.cursor.next()) {
+        if (this.cursor.position < from) continue;
+        if (this.cursor.position >= to) return count;
+        sink.entry(this.cursor.position, this.cursor.data());
+        count++;
+        bytes += this.cursor.dataLength;
+        if (bytes >= bytesMax) return count;
+      }
     }
     return count;
   }
@@ -89,20 +129,11 @@ export class LmdbStorageReader implements StorageReader {
   }
 
   *logs(): Iterable<DurableLog> {
-    const last = Buffer.alloc(ENTRY_KEY_BYTES);
-    const first = Buffer.alloc(ENTRY_KEY_BYTES);
     for (const { key, value } of this.store.logs.getRange({})) {
       const [logId, epoch] = value;
-      writeEntryKey(first, logId, 0);
-      writeEntryKey(last, logId, Number.MAX_SAFE_INTEGER);
       const [trimmedTo, trimmedBytes] = this.store.trims.get(logId) ?? [0, 0];
-      let tail = trimmedTo;
-      let bytes = trimmedBytes;
-      for (const entry of this.store.entries.getRange({ start: last, end: first, reverse: true, limit: 1 })) {
-        tail = entryKeyPosition(entry.key) + 1;
-        bytes = entryBytesBefore(entry.value) + entry.value.length - ENTRY_HEADER_BYTES;
-      }
-      yield { name: key, logId, epoch, tail, first: trimmedTo, bytes };
+      const end = storedEnd(this.store.entries, this.cursor, this.keys, logId);
+      yield { name: key, logId, epoch, tail: end?.length ?? trimmedTo, first: trimmedTo, bytes: end?.bytes ?? trimmedBytes };
     }
   }
 
