@@ -13,9 +13,10 @@
 
 /** Colors per system id (bench/run.js SYSTEMS), in legend order. */
 const PALETTE = {
-  'tailgrove-2w': '#1b7f5b',
-  'tailgrove-1w': '#5fb58f',
-  'tailgrove-free': '#a4d6bd',
+  'tailgrove-1w': '#1b7f5b',
+  'tailgrove-2w': '#5fb58f',
+  'tailgrove-free-1w': '#a4d6bd',
+  'tailgrove-free-2w': '#cfe9dc',
   echo: '#7a7a7a',
   pubsub: '#b0b0b0',
   'nats-fsync': '#2a6fb5',

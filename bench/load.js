@@ -15,7 +15,7 @@
 //                     paced by a 1 ms timer with catch-up; latency counts from the time the
 //                     schedule intended; time the --pipeline cap held back due writes is
 //                     reported as rateShortfall
-//   --workers W       server workers when spawning the server (default 2)
+//   --workers W       server workers when spawning the server (default: the server's default)
 //   --engine E        native | native-free | auto, passed to the spawned server (when its
 //                     --help lists --engine; default: the server's default)
 //   --server PATH     the server entry point to spawn (default server.js, from the repo root)
@@ -104,7 +104,7 @@ const optionSpec = {
   warmup: { type: 'string', default: '1' },
   pipeline: { type: 'string' }, // 256, or 4 with --mixed
   rate: { type: 'string' },
-  workers: { type: 'string', default: '2' },
+  workers: { type: 'string' },
   engine: { type: 'string' },
   server: { type: 'string', default: 'server.js' },
   url: { type: 'string' },
@@ -170,7 +170,7 @@ const SIZE = integerOption('size', 0);
 const SECONDS = Number(options.seconds);
 const WARMUP = Number(options.warmup);
 const PIPELINE = integerOption('pipeline', 1);
-const WORKERS = integerOption('workers', 1);
+const WORKERS = options.workers === undefined ? null : integerOption('workers', 1);
 const ECHO_BATCH = integerOption('batch', 1);
 const RATE = options.rate === undefined ? 0 : Number(options.rate);
 const ENGINE = options.engine ?? null;
@@ -1221,7 +1221,7 @@ async function runLoad() {
   if (!url) {
     dataDir = mkdtempSync(join(tmpdir(), 'tailgrove-bench-'));
     server = startChild(
-      [options.server, '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--workers', String(WORKERS), ...serverLimitArgs()],
+      [options.server, '--host', '127.0.0.1', '--port', '0', '--data', dataDir, ...(WORKERS === null ? [] : ['--workers', String(WORKERS)]), ...serverLimitArgs()],
       /tailgrove ready (ws:\/\/\S+)/,
       'tailgrove server',
     );
@@ -1456,7 +1456,7 @@ function printLoad(r) {
   say(
     `tailgrove ${r.mode}: ${who}, ${c.size} B entries, ` +
       `${c.rate ? `open loop at ${fmt(c.rate)} appends/s (cap ${c.pipeline} in flight)` : `pipeline ${c.pipeline}`}, ` +
-      `${c.workers ?? 'external'} workers${c.engine ? ` (${c.engine})` : ''}, ${r.elapsedSec} s measured after ${c.warmup} s warm-up`,
+      `${c.workers ?? (c.url ? 'external' : 'default')} workers${c.engine ? ` (${c.engine})` : ''}, ${r.elapsedSec} s measured after ${c.warmup} s warm-up`,
   );
   say(`  appends/s        ${fmt(r.appendsPerSec).padStart(12)}   (${r.appendMBPerSec} MB/s of entries, acks received)`);
   if (r.rateShortfall) {

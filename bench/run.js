@@ -6,7 +6,7 @@
 //   npm run bench -- --quick           a short run (under 2 minutes): fewer shapes, 2 s each
 //   node bench/run.js [options]        (after npm run build)
 //
-//   --quick             echo, pub/sub, tailgrove native 2 workers (a) 16×64, (b) 100 tailers,
+//   --quick             echo, pub/sub, tailgrove native at its default worker count (a) 16×64, (b) 100 tailers,
 //                       (e) 50 % of peak, and (a) 16×64 of NATS and Redis in fsync mode
 //   --only LIST         systems to run, comma-separated: ids or groups (see below)
 //   --workloads LIST    workloads to run, comma-separated letters: a,b,c,d,e (default all)
@@ -21,9 +21,11 @@
 //   echo            uWS echo server, the same raw client (load.js --echo-only): the limit
 //   pubsub          uWS pub/sub, 1 publisher → M subscribers (load.js --pubsub-only), the
 //                   best of 16, 32 and 64 publishes in flight (32 only with --quick)
-//   tailgrove-2w    tailgrove, native engine (uWS + LMDB), 2 workers
-//   tailgrove-1w    tailgrove, native engine, 1 worker
-//   tailgrove-free  tailgrove, native-free engine, 2 workers (skipped when it does not start)
+//   tailgrove-1w    tailgrove, native engine (uWS + LMDB), 1 worker
+//   tailgrove-2w    tailgrove, native engine, 2 workers (and tailgrove-Nw for the server's
+//                   default worker count N when it is above 2; the targets use the default)
+//   tailgrove-free-1w, tailgrove-free-2w
+//                   tailgrove, native-free engine, 1 and 2 workers (skipped when it does not start)
 //   nats-fsync      NATS JetStream, every ack durable      nats-relaxed   default file store
 //   redis-fsync     Redis Streams, appendfsync always      redis-relaxed  appendfsync everysec
 //
@@ -48,6 +50,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import cliProgress from 'cli-progress';
 import { renderChart } from './chart.js';
+import { OPTIONS } from '../dist/config/schema.js';
 
 const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -103,19 +106,32 @@ const VERBOSE = options.verbose;
 
 /** Every system, in run order. */
 const TAILGROVE_DURABILITY = 'every ack after the batch’s LMDB commit returned (fsync, overlappingSync off)';
+const FREE_DURABILITY = 'every ack after the group commit’s fdatasync of the segment file';
+/** The server's default worker count on this machine: the targets are computed for it. */
+const DEFAULT_WORKERS = OPTIONS.workers.default;
+const TARGET_SYSTEM = `tailgrove-${DEFAULT_WORKERS}w`;
+const nativeSystem = (workers) => ({
+  id: `tailgrove-${workers}w`,
+  label: `tailgrove native, ${workers} worker${workers > 1 ? 's' : ''}${workers === DEFAULT_WORKERS ? ' (default)' : ''}`,
+  group: 'tailgrove',
+  kind: 'tailgrove',
+  engine: 'native',
+  workers,
+  durability: TAILGROVE_DURABILITY,
+});
+const freeSystem = (workers) => ({ id: `tailgrove-free-${workers}w`, label: `tailgrove native-free, ${workers} worker${workers > 1 ? 's' : ''}`, group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers, durability: FREE_DURABILITY });
+const TAILGROVE_SYSTEMS = [...new Set([1, 2, DEFAULT_WORKERS])].map(nativeSystem).concat([freeSystem(1), freeSystem(2)]);
 const SYSTEMS = [
   { id: 'echo', label: 'uWS echo', group: 'limit', kind: 'echo', durability: 'none (nothing stored)' },
   { id: 'pubsub', label: 'uWS pub/sub', group: 'limit', kind: 'pubsub', durability: 'none (nothing stored)' },
-  { id: 'tailgrove-2w', label: 'tailgrove native, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 2, durability: TAILGROVE_DURABILITY },
-  { id: 'tailgrove-1w', label: 'tailgrove native, 1 worker', group: 'tailgrove', kind: 'tailgrove', engine: 'native', workers: 1, durability: TAILGROVE_DURABILITY },
-  { id: 'tailgrove-free', label: 'tailgrove native-free, 2 workers', group: 'tailgrove', kind: 'tailgrove', engine: 'native-free', workers: 2, durability: 'every ack after the group commit’s fdatasync of the segment file' },
+  ...TAILGROVE_SYSTEMS,
   { id: 'nats-fsync', label: 'NATS JetStream (fsync)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'fsync' },
   { id: 'nats-relaxed', label: 'NATS JetStream (relaxed)', group: 'nats', kind: 'peer', peer: 'nats', durability: 'relaxed' },
   { id: 'redis-fsync', label: 'Redis Streams (fsync always)', group: 'redis', kind: 'peer', peer: 'redis', durability: 'fsync' },
   { id: 'redis-relaxed', label: 'Redis Streams (fsync everysec)', group: 'redis', kind: 'peer', peer: 'redis', durability: 'relaxed' },
 ];
-const QUICK_SYSTEMS = ['echo', 'pubsub', 'tailgrove-2w', 'nats-fsync', 'redis-fsync'];
-const GROUPS = { tailgrove: ['tailgrove-2w', 'tailgrove-1w', 'tailgrove-free'], limit: ['echo', 'pubsub'], nats: ['nats-fsync', 'nats-relaxed'], redis: ['redis-fsync', 'redis-relaxed'] };
+const QUICK_SYSTEMS = ['echo', 'pubsub', TARGET_SYSTEM, 'nats-fsync', 'redis-fsync'];
+const GROUPS = { tailgrove: TAILGROVE_SYSTEMS.map((s) => s.id), limit: ['echo', 'pubsub'], nats: ['nats-fsync', 'nats-relaxed'], redis: ['redis-fsync', 'redis-relaxed'] };
 GROUPS.peers = [...GROUPS.nats, ...GROUPS.redis];
 const WORKLOADS = ['a', 'b', 'c', 'd', 'e'];
 
@@ -127,7 +143,7 @@ if (options.only !== undefined) {
     if (!ids) fail(`--only: unknown system ${name} (ids: ${SYSTEMS.map((s) => s.id).join(', ')}; groups: ${Object.keys(GROUPS).join(', ')})`);
     for (const id of ids) wanted.add(id);
   }
-  // --quick narrows a group to its quick members (tailgrove → tailgrove-2w), an id stays.
+  // --quick narrows a group to its quick members (tailgrove → the default worker count), an id stays.
   const named = new Set(options.only.split(',').map((s) => s.trim()));
   selected = SYSTEMS.filter((s) => wanted.has(s.id) && (!QUICK || QUICK_SYSTEMS.includes(s.id) || named.has(s.id)));
 }
@@ -394,7 +410,7 @@ const byKey = (measurements, system, key) => {
 
 /** The ratios the project aims at, each with its target and whether this run met it. */
 function targetsOf(measurements) {
-  const tg = 'tailgrove-2w';
+  const tg = TARGET_SYSTEM;
   const out = [];
   const ratio = (name, numerator, denominator, target, unit, targetText) => {
     const value = numerator && denominator && denominator > 0 ? numerator / denominator : null;
@@ -464,7 +480,7 @@ function report(results) {
   lines.push('echo: appends/s = messages echoed/s, ack = round trip; pub/sub: appends/s = publishes/s (each to every subscriber), tail = publish→receive.');
   lines.push('"!" = the run reported a problem (anomalies, errors or unacknowledged writes: see the JSON).');
   lines.push('');
-  lines.push('Targets (tailgrove native, 2 workers):');
+  lines.push(`Targets (${SYSTEMS.find((s) => s.id === TARGET_SYSTEM).label}):`);
   lines.push(
     table(
       results.targets.map((t) => [t.name, t.value === null ? '—' : t.unit === 'ms' ? `${ms(t.value)} ms` : t.value < 10 ? `${t.value.toFixed(2)}×` : `${t.value.toFixed(1)}×`, t.targetText, t.met === null ? 'not measured' : t.met ? 'met' : 'MISSED']),
@@ -499,11 +515,11 @@ async function main() {
       systems = systems.filter((s) => s.peer !== peer);
     }
   }
-  if (systems.some((s) => s.id === 'tailgrove-free') && !options['dry-run']) {
+  if (systems.some((s) => s.engine === 'native-free') && !options['dry-run']) {
     const why = await probeNativeFree();
     if (why) {
       notes.push(`tailgrove native-free skipped: \`node server.js --engine native-free\` ${why}`);
-      systems = systems.filter((s) => s.id !== 'tailgrove-free');
+      systems = systems.filter((s) => s.engine !== 'native-free');
     }
   }
 

@@ -47,7 +47,7 @@ t.test('defaults', (t) => {
     host: '127.0.0.1',
     port: 8080,
     dataDir: './data',
-    workers: availableParallelism(),
+    workers: Math.max(1, availableParallelism() - 1),
     secret: undefined,
     secrets: {},
     limits: DEFAULT_LIMITS,

@@ -51,7 +51,9 @@ export const OPTIONS = {
   host: option(text('<address>'), '127.0.0.1', 'listen address'),
   port: option(integer(0, 65535), 8080, 'listen port, 0 = any free port'),
   dataDir: option(text('<dir>'), './data', 'data directory', { flag: 'data', env: 'TAILGROVE_DATA' }),
-  workers: option(integer(1, WORKERS_MAX), Math.min(availableParallelism(), WORKERS_MAX), 'worker threads', { defaultText: `the CPU count, at most ${WORKERS_MAX}` }),
+  // The IO thread keeps a core busy of its own: workers get the others (measured on 2 cores:
+  // 1 worker commits ~1.5× the appends of 2, docs/BENCHMARKS.md).
+  workers: option(integer(1, WORKERS_MAX), Math.min(Math.max(1, availableParallelism() - 1), WORKERS_MAX), 'worker threads', { defaultText: `the CPU count less one (for the IO thread), at least 1, at most ${WORKERS_MAX}` }),
   secret: option<string | undefined>(secret, undefined, 'HS256 secret of tokens without a key id', {
     defaultText: 'generated into <data>/secret',
     emptyEnvIsUnset: true,
