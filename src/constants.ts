@@ -48,6 +48,10 @@ export const CATCH_UP_BYTES_PER_BATCH = 1 << 20;
 export const CATCH_UP_BYTES_PER_BATCH_TOTAL = 4 << 20;
 // Pushed entries are coalesced per frame up to this many bytes.
 export const PUSH_FRAME_BYTES_MAX = 256 * 1024;
+// Completion records of acknowledged writes are deleted from storage once a writer's acks
+// have moved this many lsns past the last deletion (deleting on every ack made the group
+// commit ~1.8× slower under paced load); recovery ignores those at or below the acked lsn.
+export const COMPLETION_TRIM_LSNS = 256;
 
 // A batch closes when this many input bytes are waiting or the deadline passes.
 export const BATCH_BYTES_MAX = 4 << 20;

@@ -2,8 +2,8 @@
 // the test decides exactly when batches run, when the fake disk commits and when output is
 // delivered, and looks at what each phase did.
 import t from 'tap';
-import { CATCH_UP_BYTES_PER_BATCH } from '../src/constants.js';
-import { ENTRIES_CAUGHT_UP, OP_ACKED, OP_ENTRIES, OP_LEASED, OP_NACKED, NACK_LSN_GAP } from '../src/net/protocol.js';
+import { CATCH_UP_BYTES_PER_BATCH, COMPLETION_TRIM_LSNS } from '../src/constants.js';
+import { ENTRIES_CAUGHT_UP, OP_ACKED, OP_ENTRIES, OP_ERROR, OP_LEASED, OP_NACKED, NACK_LSN_GAP } from '../src/net/protocol.js';
 import { MemoryStorage } from '../src/testing/memory-storage.js';
 import { SimulatedServer } from '../src/testing/simulated-server.js';
 import { frames, type ServerFrame } from '../src/testing/wire.js';
@@ -164,3 +164,61 @@ t.test('recovery rebuilds tails, writers and completion records from storage', a
   t.equal(writer.lastLsn[0], 3, 'the writer resumes after its last committed lsn');
   t.equal(partition.completions.count, 3, 'unacknowledged completion records are back');
 });
+
+t.test('completion records of acknowledged writes are deleted in steps; a new epoch leaves none behind', async (t) => {
+  const storage = new MemoryStorage();
+  const sim = server(storage);
+  const { handle, shard } = leased(sim);
+  const writerId = (): number => [...storage.writerRecords.values()][0]!.writerId;
+  const stored = (): number[] => [...(storage.completionRecords.get(writerId())?.keys() ?? [])].sort((a, b) => a - b);
+  const writeAndAck = (from: number, to: number, ackTo: number): void => {
+    for (let lsn = from; lsn <= to; lsn++) sim.send(SESSION, frames.write(shard, handle, lsn, Buffer.from(`w${lsn}`)));
+    sim.runBatch();
+    sim.commit();
+    sim.runBatch();
+    inbox(sim);
+    sim.send(SESSION, frames.ack(shard, handle, ackTo));
+    sim.runBatch();
+    sim.commit();
+  };
+  writeAndAck(1, COMPLETION_TRIM_LSNS - 1, COMPLETION_TRIM_LSNS - 1);
+  t.equal(stored().length, COMPLETION_TRIM_LSNS - 1, `acks below ${COMPLETION_TRIM_LSNS} lsns past the last deletion delete nothing yet`);
+  t.equal([...storage.writerRecords.values()][0]!.ackedLsn, COMPLETION_TRIM_LSNS - 1, 'but the acked lsn is durable at once');
+  writeAndAck(COMPLETION_TRIM_LSNS, COMPLETION_TRIM_LSNS + 9, COMPLETION_TRIM_LSNS + 4);
+  t.same(stored(), [5, 6, 7, 8, 9].map((n) => COMPLETION_TRIM_LSNS + n), 'the step deletes every record at or below the acked lsn');
+
+  // After a restart, an acknowledged lsn is still stale even though its record may remain.
+  writeAndAck(COMPLETION_TRIM_LSNS + 10, COMPLETION_TRIM_LSNS + 20, COMPLETION_TRIM_LSNS + 15);
+  const restarted = server(storage);
+  restarted.openSession(SESSION, 'user', `device-${SESSION}`, [{ site: 'site', rights: 'rw' }]);
+  restarted.send(SESSION, frames.lease('site', 'doc', 1, { writerEpoch: [...storage.writerRecords.values()][0]!.epoch }));
+  restarted.runBatch();
+  restarted.commit();
+  restarted.runBatch();
+  const again = { shard, handle: inbox(restarted, SESSION).find((f) => f.op === OP_LEASED)!.b };
+  restarted.send(SESSION, frames.write(again.shard, again.handle, COMPLETION_TRIM_LSNS + 12, Buffer.from('again')));
+  restarted.runBatch();
+  const stale = inbox(restarted, SESSION);
+  t.ok(stale.some((f) => f.op === OP_ERROR && f.body?.name === 'STALE_LSN'), 'an lsn acknowledged before the restart is stale after it');
+  restarted.send(SESSION, frames.write(again.shard, again.handle, COMPLETION_TRIM_LSNS + 18, Buffer.from('resent')));
+  restarted.runBatch();
+  restarted.commit();
+  restarted.runBatch();
+  const resent = inbox(restarted, SESSION).find((f) => f.op === OP_ACKED && f.b === COMPLETION_TRIM_LSNS + 18);
+  t.equal(resent?.position, COMPLETION_TRIM_LSNS + 17, 'an unacknowledged lsn answers its original position');
+
+  // A new epoch numbers writes from 1: nothing of the old epoch may answer for them.
+  restarted.send(SESSION, frames.lease('site', 'doc', 9, { newWriter: true }));
+  restarted.runBatch();
+  restarted.commit();
+  restarted.runBatch();
+  const fresh = inbox(restarted, SESSION).find((f) => f.op === OP_LEASED)!;
+  t.same(stored(), [], 'the new epoch deleted every record of the old one');
+  restarted.send(SESSION, frames.write(shard, fresh.b, 1, Buffer.from('new epoch')));
+  restarted.runBatch();
+  restarted.commit();
+  restarted.runBatch();
+  const first = inbox(restarted, SESSION).find((f) => f.op === OP_ACKED && f.b === 1);
+  t.equal(first?.position, COMPLETION_TRIM_LSNS + 20, 'lsn 1 of the new epoch is a new entry at the tail');
+});
+

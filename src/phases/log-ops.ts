@@ -1,7 +1,7 @@
 // Ops on a leased handle: write (RIFL, conditional), ack, read, tail, untail, release.
 // write and ack are the hot path: integer work over the tables, one staging record per
 // write, no objects.
-import { READ_BYTES_MAX, READ_LIMIT_MAX, SHARD_COUNT } from '../constants.js';
+import { COMPLETION_TRIM_LSNS, READ_BYTES_MAX, READ_LIMIT_MAX, SHARD_COUNT } from '../constants.js';
 
 const SHARD_MASK = SHARD_COUNT - 1;
 import {
@@ -159,7 +159,10 @@ export function ack(partition: Partition, session: number, header: number): void
   const writerId = writers.writerId[writer]!;
   for (let dropped = acked + 1; dropped <= lsn; dropped++) partition.completions.remove(writerId, dropped);
   writers.ackedLsn[writer] = lsn;
-  stageTrimCompletions(partition, writerId, acked + 1, lsn);
+  if (lsn - writers.trimmedLsn[writer]! >= COMPLETION_TRIM_LSNS) {
+    stageTrimCompletions(partition, writerId, writers.trimmedLsn[writer]! + 1, lsn);
+    writers.trimmedLsn[writer] = lsn;
+  }
   const log = partition.leases.columns.logSlot[lease]!;
   stageWriter(partition, writer, partition.logs.key0[log]!, partition.writers.key1[writer]!);
 }

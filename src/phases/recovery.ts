@@ -36,6 +36,7 @@ export function recoverPartition(partition: Partition): RecoverySummary {
     columns.epoch[slot] = writer.epoch;
     columns.lastLsn[slot] = writer.lastLsn;
     columns.ackedLsn[slot] = writer.ackedLsn;
+    columns.trimmedLsn[slot] = writer.ackedLsn;
     writerSlots.set(writer.writerId, slot);
     const sequence = Math.floor(writer.writerId / SHARD_COUNT);
     if (sequence >= partition.nextWriterSequence[shard]!) partition.nextWriterSequence[shard] = sequence + 1;
@@ -45,8 +46,12 @@ export function recoverPartition(partition: Partition): RecoverySummary {
     if (!partition.ownsShard(completion.writerId & mask)) continue;
     const writer = writerSlots.get(completion.writerId);
     if (writer === undefined) throw new Error(`recovery: completion record for unknown writer ${completion.writerId}`);
-    // A run of records may be partly acknowledged: those are dropped, not restored.
-    if (completion.lsn <= partition.writers.columns.ackedLsn[writer]!) continue;
+    // Records of acknowledged writes not yet deleted are not restored; the next deletion
+    // for this writer starts below them.
+    if (completion.lsn <= partition.writers.columns.ackedLsn[writer]!) {
+      if (completion.lsn <= partition.writers.columns.trimmedLsn[writer]!) partition.writers.columns.trimmedLsn[writer] = completion.lsn - 1;
+      continue;
+    }
     const slot = partition.completions.insert(completion.writerId, completion.lsn);
     partition.completions.columns.outcome[slot] = completion.outcome;
     if (completion.lsn > partition.writers.columns.lastLsn[writer]!) partition.writers.columns.lastLsn[writer] = completion.lsn;

@@ -214,13 +214,13 @@ function openWriter(partition: Partition, logId: number, shard: number, device: 
   if (newEpoch || columns.epoch[writer] === 0) {
     const acked = columns.ackedLsn[writer]!;
     const last = columns.lastLsn[writer]!;
-    if (last > acked) {
-      for (let lsn = acked + 1; lsn <= last; lsn++) partition.completions.remove(columns.writerId[writer]!, lsn);
-      stageTrimCompletions(partition, columns.writerId[writer]!, acked + 1, last);
-    }
+    for (let lsn = acked + 1; lsn <= last; lsn++) partition.completions.remove(columns.writerId[writer]!, lsn);
+    // The new epoch numbers its writes from 1 again: no record of the old one may remain.
+    if (last > columns.trimmedLsn[writer]!) stageTrimCompletions(partition, columns.writerId[writer]!, columns.trimmedLsn[writer]! + 1, last);
     columns.epoch[writer] = columns.epoch[writer]! + 1;
     columns.lastLsn[writer] = 0;
     columns.ackedLsn[writer] = 0;
+    columns.trimmedLsn[writer] = 0;
     stageWriter(partition, writer, logId, device);
     return writer;
   }

@@ -68,6 +68,8 @@ const WRITER_SCHEMA = {
   epoch: 'u32',
   lastLsn: 'u32',
   ackedLsn: 'u32',
+  // Completion records at or below it are deleted (or staged to be) from storage.
+  trimmedLsn: 'u32',
 } as const;
 
 // Completion records, keyed by (writerId, lsn): the outcome of each unacknowledged write.
