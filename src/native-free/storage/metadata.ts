@@ -30,12 +30,19 @@ class LogNames implements FollowedState {
   forget(): void {}
 }
 
+/**
+ * The log names are followed in steps on a timer: replayed only when asked for, a name first
+ * asked for after an hour would replay an hour of records on the IO thread at once.
+ */
+const FOLLOW_INTERVAL_MS = 100;
+
 export class SegmentMetadataStore implements MetadataStore {
   readonly revocations: FileKvTable<Revocation, string>;
   readonly memberships: FileKvTable<MembershipRecord, [string, string]>;
   readonly mutes: FileKvTable<number, [string, string]>;
   readonly pushSubscriptions: FileKvTable<PushSubscriptionStored, [string, string]>;
   private readonly logRecords: SegmentFollower<LogNames>;
+  private readonly following: NodeJS.Timeout;
 
   constructor(dataDir: string) {
     const tables = join(storeDirectory(dataDir), TABLES_DIRECTORY);
@@ -45,6 +52,7 @@ export class SegmentMetadataStore implements MetadataStore {
     this.mutes = new FileKvTable(tables, 'mutes');
     this.pushSubscriptions = new FileKvTable(tables, 'push-subscriptions');
     this.logRecords = new SegmentFollower(dataDir, () => new LogNames());
+    this.following = setInterval(() => this.logRecords.advance(), FOLLOW_INTERVAL_MS).unref();
   }
 
   *logNames(): Iterable<{ name: string; logId: number }> {
@@ -53,6 +61,7 @@ export class SegmentMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.following);
     await Promise.all([this.revocations.close(), this.memberships.close(), this.mutes.close(), this.pushSubscriptions.close()]);
     this.logRecords.close();
   }

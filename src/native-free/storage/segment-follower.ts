@@ -46,14 +46,10 @@ export class SegmentFollower<State extends FollowedState> {
     this.load(false);
   }
 
-  /** The segment being replayed. */
-  get current(): number {
-    return this.segment;
-  }
-
-  /** The published head segment, read now (-1 when nothing is published yet). */
-  publishedHead(): number {
-    return this.published.read() ? this.published.head : -1;
+  /** Published bytes not replayed yet, read now (Infinity once a later segment is published). */
+  pendingBytes(): number {
+    if (!this.published.read()) return 0;
+    return this.published.head > this.segment ? Infinity : this.published.length - this.offset;
   }
 
   /** Replay what was published since the last advance. */
