@@ -739,6 +739,34 @@ t.test('logNames() follows the log records the disk thread commits', async (t) =
   await Promise.all([store.close(), metadata.close()]);
 });
 
+t.test('readers keep following between reads, in steps', async (t) => {
+  const dataDir = temporaryDir(t);
+  const store = new SegmentCommitStore(dataDir, DEFAULT_COMMIT_STORE_OPTIONS);
+  store.commit((sink) => sink.log(1024, 1, 'site\u0000steps'));
+  const reader = new SegmentReader(dataDir);
+  const metadata = nativeFreeEngine.openMetadata(dataDir);
+  const tail = (): number => [...reader.logs()].find((log) => log.logId === 1024)?.tail ?? -1;
+  const entry = Buffer.alloc(1000, 3);
+  let position = 0;
+  const commitEntries = (count: number): void =>
+    store.commit((sink) => {
+      for (let index = 0; index < count; index++, position++) sink.entry(1024, position, entry, position * entry.length, 1_700_000_000);
+    });
+  commitEntries(10);
+  reader.release();
+  t.equal(tail(), 0, 'a little published data waits for the next read');
+  commitEntries(400);
+  reader.release();
+  t.equal(tail(), 410, 'once a step of data is published, release() replays it: no whole-segment replay later');
+  store.commit((sink) => sink.log(2048, 1, 'site\u0000later'));
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.ok(
+    [...(metadata as unknown as { logRecords: { state: { names: Map<string, number> } } }).logRecords.state.names.keys()].includes('site\u0000later'),
+    'the IO thread\'s log names follow on their own, before anyone asks',
+  );
+  await Promise.all([store.close(), reader.close(), metadata.close()]);
+});
+
 // ---------------------------------------------------------------------------------------------
 // No native code.
 
