@@ -39,7 +39,7 @@ import {
 } from './staging.js';
 
 export interface CommitSink {
-  /** An accepted entry; `data` is a view valid during the call. */
+  /** An accepted entry; `data` is a view of the staging ring, valid until the commit returns (workers reuse the space only after it). */
   entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void;
   completion(writerId: number, lsn: number, outcome: number): void;
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void;
