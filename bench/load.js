@@ -1201,6 +1201,9 @@ function serverLimitArgs() {
   if (connections + 16 > 1000 && knows('--connections-per-address-max')) {
     args.push('--connections-per-address-max', String(Math.min(65000, connections + 64)));
   }
+  // The load measures capacity, not the per-session frame rate limit (200,000 frames/s by
+  // default): one connection pipelining 100 B writes passes it.
+  if (knows('--frames-per-second')) args.push('--frames-per-second', '100000000', '--frames-burst', '100000000');
   const leasesPerWriter = MIXED ? 1 + DEVICE_TAILS : CONNECTIONS >= LOGS ? 1 : Math.ceil(LOGS / CONNECTIONS);
   if (leasesPerWriter > 1000 && knows('--leases-per-session')) args.push('--leases-per-session', String(leasesPerWriter + 16));
   if (MIXED && DEVICE_TAILS > 250 && knows('--tails-per-session')) args.push('--tails-per-session', String(DEVICE_TAILS + 16));
