@@ -4,8 +4,11 @@
 //              [entry bytes] (bytes before and appended at serve retention: by size, by age).
 //              One chunk per log per group commit (split at CHUNK_BYTES_TARGET): one B-tree
 //              put per log instead of one per entry.
-// completions: [writerId u32][first lsn u32] → a run of outcomes, float64 LE each, for lsns
-//              first, first+1, … (position, or -(tail + 1) for a refused conditional write)
+// completions: [commit u64][writerId u32][first lsn u32] → a run of outcomes, float64 LE
+//              each, for lsns first, first+1, … (position, or -(tail + 1) for a refused
+//              conditional write). Keyed by the commit that wrote them first, so a commit's
+//              runs sit side by side at the end of the tree (a few pages, not one per writer);
+//              the disk thread keeps each writer's runs in memory to delete them.
 import { invariant } from '../invariant.js';
 
 export const ENTRY_KEY_BYTES = 12;
@@ -15,7 +18,7 @@ const RECORD_BYTES_BEFORE = 4;
 const RECORD_APPENDED_AT = 12;
 /** A chunk is closed once it holds this many bytes (a larger entry is a chunk of its own). */
 export const CHUNK_BYTES_TARGET = 64 * 1024;
-export const COMPLETION_KEY_BYTES = 8;
+export const COMPLETION_KEY_BYTES = 16;
 const TWO_TO_32 = 2 ** 32;
 
 export function writeEntryKey(key: Buffer, logId: number, position: number): Buffer {
@@ -35,14 +38,26 @@ export function entryKeyLogId(key: Uint8Array): number {
   return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(0);
 }
 
-export function writeCompletionKey(key: Buffer, writerId: number, lsn: number): Buffer {
-  key.writeUInt32BE(writerId >>> 0, 0);
-  key.writeUInt32BE(lsn >>> 0, 4);
+export function writeCompletionKey(key: Buffer, commit: number, writerId: number, lsn: number): Buffer {
+  invariant(Number.isSafeInteger(commit) && commit >= 0, 'commit numbers are non-negative integers');
+  key.writeUInt32BE(Math.floor(commit / TWO_TO_32), 0);
+  key.writeUInt32BE(commit >>> 0, 4);
+  key.writeUInt32BE(writerId >>> 0, 8);
+  key.writeUInt32BE(lsn >>> 0, 12);
   return key;
 }
 
+export function completionKeyCommit(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return view.getUint32(0) * TWO_TO_32 + view.getUint32(4);
+}
+
+export function completionKeyWriter(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(8);
+}
+
 export function completionKeyLsn(key: Uint8Array): number {
-  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(4);
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(12);
 }
 
 /** The key before every entry key of `logId` (a reverse range ending here includes position 0). */

@@ -2,8 +2,14 @@
 // the disk thread's write transaction (src/log/lmdb-engine.ts).
 import type { CommitSink } from './commit.js';
 import { invariant } from '../invariant.js';
-import { CHUNK_BYTES_TARGET, CHUNK_RECORD_HEADER_BYTES, COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, completionKeyLsn, entryKeyPosition, writeChunkRecord, writeCompletionKey, writeEntryKey, writeLogPrefixKey } from './keys.js';
+import { CHUNK_BYTES_TARGET, CHUNK_RECORD_HEADER_BYTES, COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, completionKeyCommit, completionKeyLsn, completionKeyWriter, entryKeyPosition, writeChunkRecord, writeCompletionKey, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Store } from './lmdb-store.js';
+
+/** A completion run in storage: its key, and the last lsn it holds. */
+interface StoredRun {
+  key: Buffer;
+  lastLsn: number;
+}
 
 interface CompletionRun {
   writerId: number;
@@ -19,6 +25,29 @@ export class LmdbCommitSink implements CommitSink {
 
   constructor(store: Store) {
     this.store = store;
+    // Index the stored runs by writer (they are few: deleted in steps as acks come).
+    for (const { key, value } of store.completions.getRange({})) {
+      this.commit = completionKeyCommit(key) + 1;
+      this.storedRuns(completionKeyWriter(key)).push({ key: Buffer.from(key), lastLsn: completionKeyLsn(key) + value.length / 8 - 1 });
+    }
+  }
+
+  /** This commit's number: the key prefix of the completion runs it writes. */
+  private commit = 0;
+  /** Each writer's runs in storage, oldest first (lsns grow within an epoch; a new epoch deletes them all). */
+  private readonly stored = new Map<number, StoredRun[]>();
+
+  private storedRuns(writerId: number): StoredRun[] {
+    let runs = this.stored.get(writerId);
+    if (runs === undefined) this.stored.set(writerId, (runs = []));
+    return runs;
+  }
+
+  /** The end of a commit: what is still gathered goes into the transaction. */
+  finishCommit(): void {
+    this.flushEntries();
+    this.flushRun();
+    this.commit++;
   }
 
   // A commit's entries, chained per log in arrival order (= position order), become one chunk
@@ -62,7 +91,7 @@ export class LmdbCommitSink implements CommitSink {
   }
 
   /** Put this commit's entries, one chunk per log (more when a log's entries pass CHUNK_BYTES_TARGET). */
-  flushEntries(): void {
+  private flushEntries(): void {
     for (let chain = 0; chain < this.chains.size; chain++) {
       const logId = this.chainLogId[chain]!;
       let first = -1;
@@ -164,7 +193,7 @@ export class LmdbCommitSink implements CommitSink {
   }
 
   /** Write every pending run (before a trim of completions, and at the end of a commit). */
-  flushRun(): void {
+  private flushRun(): void {
     for (const run of this.pending) {
       if (run.length > 0) this.writeRun(run);
       this.spare.push(run);
@@ -175,7 +204,9 @@ export class LmdbCommitSink implements CommitSink {
 
   private writeRun(run: CompletionRun): void {
     const bytes = Buffer.from(run.outcomes.buffer, 0, run.length * 8);
-    this.store.completions.put(writeCompletionKey(this.completionKey, run.writerId, run.firstLsn), bytes);
+    writeCompletionKey(this.completionKey, this.commit, run.writerId, run.firstLsn);
+    this.store.completions.put(this.completionKey, bytes);
+    this.storedRuns(run.writerId).push({ key: Buffer.from(this.completionKey), lastLsn: run.firstLsn + run.length - 1 });
     run.length = 0;
   }
 
@@ -190,14 +221,11 @@ export class LmdbCommitSink implements CommitSink {
   /** Drop the runs of `writerId` that end at or before `toLsn` (a run partly acknowledged stays). */
   trimCompletions(writerId: number, _fromLsn: number, toLsn: number): void {
     this.flushRun();
-    const start = Buffer.alloc(COMPLETION_KEY_BYTES);
-    const end = Buffer.alloc(COMPLETION_KEY_BYTES);
-    writeCompletionKey(start, writerId, 0);
-    writeCompletionKey(end, writerId, toLsn + 1);
-    const dropped: Buffer[] = [];
-    for (const { key, value } of this.store.completions.getRange({ start, end })) {
-      if (completionKeyLsn(key) + value.length / 8 - 1 <= toLsn) dropped.push(Buffer.from(key));
-    }
-    for (const key of dropped) this.store.completions.remove(key);
+    const runs = this.stored.get(writerId);
+    if (runs === undefined) return;
+    let dropped = 0;
+    while (dropped < runs.length && runs[dropped]!.lastLsn <= toLsn) this.store.completions.remove(runs[dropped++]!.key);
+    runs.splice(0, dropped);
+    if (runs.length === 0) this.stored.delete(writerId);
   }
 }

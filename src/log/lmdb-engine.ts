@@ -26,8 +26,7 @@ function openCommitStore(dataDir: string): CommitStore {
       // One write transaction; it returns after fsync (overlappingSync is off).
       store.root.transactionSync(() => {
         apply(sink);
-        sink.flushEntries();
-        sink.flushRun();
+        sink.finishCommit();
       });
     },
     close: () => store.root.close(),

@@ -2,7 +2,7 @@
 // writer) and by every worker (readers: history reads, tail catch-up, recovery).
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { join } from 'node:path';
-import { COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, entryKeyPosition, writeEntryKey, writeLogPrefixKey } from './keys.js';
+import { ChunkCursor, ENTRY_KEY_BYTES, completionKeyLsn, completionKeyWriter, entryKeyPosition, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Revocation } from '../auth/revocations.js';
 import type { MembershipRecord, PushSubscriptionStored } from '../notify/preferences.js';
 import type { DurableCompletion, DurableLog, DurableWriter, EntrySink, StorageReader } from './storage.js';
@@ -146,9 +146,8 @@ export class LmdbStorageReader implements StorageReader {
 
   *completions(): Iterable<DurableCompletion> {
     for (const { key, value } of this.store.completions.getRange({})) {
-      const view = new DataView(key.buffer, key.byteOffset, COMPLETION_KEY_BYTES);
-      const writerId = view.getUint32(0);
-      const first = view.getUint32(4);
+      const writerId = completionKeyWriter(key);
+      const first = completionKeyLsn(key);
       const outcomes = new DataView(value.buffer, value.byteOffset, value.byteLength);
       for (let index = 0; index < value.byteLength / 8; index++) {
         yield { writerId, lsn: first + index, outcome: outcomes.getFloat64(index * 8, true) };
