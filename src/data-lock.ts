@@ -6,7 +6,8 @@ import { join } from 'node:path';
 
 export class DataDirectoryInUse extends Error {}
 
-function alive(pid: number): boolean {
+/** True while a process with this pid exists (signal 0 only checks). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePeers } from '../bench/peers/install.js';
+import { alive } from '../src/data-lock.js';
 
 const repositoryRoot = join(import.meta.dirname, '..');
 
@@ -24,15 +25,6 @@ function runScript(script: string, args: string[]): Promise<Outcome> {
   return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr })));
 }
 
-/** True while a process with this pid exists (signal 0 only checks). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 t.test('ensurePeers finds (or installs) nats-server and redis-server', async (t) => {
   t.setTimeout(240_000); // a fresh machine runs apt-get update + install

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import type { CommitSink } from '../src/log/commit.js';
-import type { StorageReader } from '../src/log/storage.js';
+import type { DurableWriter, StorageReader } from '../src/log/storage.js';
 import { MemoryStorage } from '../src/testing/memory-storage.js';
 import { Prng } from '../src/testing/prng.js';
 import { BlockIndex } from '../src/native-free/storage/block-index.js';
@@ -72,14 +72,7 @@ function childEnvironment(): NodeJS.ProcessEnv {
 // completions, refused conditional writes, acks and new writer epochs trimming completions,
 // new logs, retention trims), fed to the engine and to MemoryStorage.
 
-interface ModelWriter {
-  writerId: number;
-  logId: number;
-  device: string;
-  epoch: number;
-  lastLsn: number;
-  ackedLsn: number;
-}
+type ModelWriter = DurableWriter;
 
 interface ModelLog {
   logId: number;

@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { Doorbell } from '../ring/doorbell.js';
 import { Ring } from '../ring/ring.js';
 import { DISK_DOORBELL, STOP_BATCHES, THREADS_STOPPED, WORK_DOORBELL, type WorkerBuffers } from '../workers/layout.js';
-import { applyStaged } from './commit.js';
+import { applyStaged, type CommitSink } from './commit.js';
 import type { CommitStoreTuning, EngineName } from './engine.js';
 import { loadEngine } from './engines.js';
 import { COMMITTED_POSITION } from './staging.js';
@@ -35,11 +35,10 @@ const commitStore = engine.openCommitStore(data.dataDir, data.tuning);
 const workerCount = data.workers.length;
 const metrics = new Float64Array(data.metrics);
 
-function commitStaged(): void {
-  commitStore.commit((sink) => {
-    for (const ring of rings) applyStaged(ring, sink);
-  });
-}
+// Bound once: the commit store calls it with the transaction's sink.
+const applyAllStaged = (sink: CommitSink): void => {
+  for (const ring of rings) applyStaged(ring, sink);
+};
 
 let seen = diskDoorbell.sequence();
 for (;;) {
@@ -53,7 +52,7 @@ for (;;) {
     continue;
   }
   const started = performance.now();
-  commitStaged();
+  commitStore.commit(applyAllStaged);
   metrics[DISK_COMMITS]!++;
   observe(metrics, DISK_COMMIT_HISTOGRAM, DURATION_BUCKETS_MS, performance.now() - started);
   for (let index = 0; index < rings.length; index++) Atomics.store(committed[index]!, COMMITTED_POSITION, rings[index]!.readPosition | 0);

@@ -4,18 +4,12 @@ import type { CommitSink } from './commit.js';
 import { invariant } from '../invariant.js';
 import { CHUNK_BYTES_TARGET, CHUNK_RECORD_HEADER_BYTES, COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, completionKeyCommit, completionKeyLsn, completionKeyWriter, entryKeyPosition, writeChunkRecord, writeCompletionKey, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Store } from './lmdb-store.js';
+import { CompletionRuns, type CompletionRun } from './completion-runs.js';
 
 /** A completion run in storage: its key, and the last lsn it holds. */
 interface StoredRun {
   key: Buffer;
   lastLsn: number;
-}
-
-interface CompletionRun {
-  writerId: number;
-  firstLsn: number;
-  length: number;
-  outcomes: Float64Array;
 }
 
 export class LmdbCommitSink implements CommitSink {
@@ -46,7 +40,7 @@ export class LmdbCommitSink implements CommitSink {
   /** The end of a commit: what is still gathered goes into the transaction. */
   finishCommit(): void {
     this.flushEntries();
-    this.flushRun();
+    this.runs.flushAll();
     this.commit++;
   }
 
@@ -161,53 +155,17 @@ export class LmdbCommitSink implements CommitSink {
     this.store.trims.put(logId, [to, bytes]);
   }
 
-  // Completion records are written as runs: one LMDB record per writer per run of
-  // consecutive lsns in a commit, keyed by the run's first lsn, holding float64 outcomes.
-  // Runs are kept per writer for the whole commit, so a device that interleaves writes to
-  // several logs (several writers) still gets one record per writer, not one per write.
-  private readonly runs = new Map<number, CompletionRun>();
-  /** This commit's runs, in first-seen order; and runs to reuse in the next commit. */
-  private readonly pending: CompletionRun[] = [];
-  private readonly spare: CompletionRun[] = [];
+  // One record per writer per run of consecutive lsns in a commit (src/log/completion-runs.ts).
+  private readonly runs = new CompletionRuns((run) => this.writeRun(run));
 
   completion(writerId: number, lsn: number, outcome: number): void {
-    let run = this.runs.get(writerId);
-    if (run === undefined) {
-      run = this.spare.pop() ?? { writerId, firstLsn: lsn, length: 0, outcomes: new Float64Array(64) };
-      run.writerId = writerId;
-      run.firstLsn = lsn;
-      run.length = 0;
-      this.runs.set(writerId, run);
-      this.pending.push(run);
-    }
-    if (run.length > 0 && lsn !== run.firstLsn + run.length) {
-      this.writeRun(run);
-      run.firstLsn = lsn;
-    }
-    if (run.length === run.outcomes.length) {
-      const grown = new Float64Array(run.outcomes.length * 2);
-      grown.set(run.outcomes);
-      run.outcomes = grown;
-    }
-    run.outcomes[run.length++] = outcome;
-  }
-
-  /** Write every pending run (before a trim of completions, and at the end of a commit). */
-  private flushRun(): void {
-    for (const run of this.pending) {
-      if (run.length > 0) this.writeRun(run);
-      this.spare.push(run);
-    }
-    this.pending.length = 0;
-    this.runs.clear();
+    this.runs.add(writerId, lsn, outcome);
   }
 
   private writeRun(run: CompletionRun): void {
-    const bytes = Buffer.from(run.outcomes.buffer, 0, run.length * 8);
     writeCompletionKey(this.completionKey, this.commit, run.writerId, run.firstLsn);
-    this.store.completions.put(this.completionKey, bytes);
+    this.store.completions.put(this.completionKey, Buffer.from(run.outcomes.buffer, 0, run.length * 8));
     this.storedRuns(run.writerId).push({ key: Buffer.from(this.completionKey), lastLsn: run.firstLsn + run.length - 1 });
-    run.length = 0;
   }
 
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
@@ -220,7 +178,7 @@ export class LmdbCommitSink implements CommitSink {
 
   /** Drop the runs of `writerId` that end at or before `toLsn` (a run partly acknowledged stays). */
   trimCompletions(writerId: number, _fromLsn: number, toLsn: number): void {
-    this.flushRun();
+    this.runs.flushWriter(writerId);
     const runs = this.stored.get(writerId);
     if (runs === undefined) return;
     let dropped = 0;

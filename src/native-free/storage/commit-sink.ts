@@ -48,14 +48,7 @@ import {
   WRITER_WRITER_ID,
 } from './format.js';
 import type { StoreState } from './store-state.js';
-
-/** A writer's run of consecutive lsns being coalesced in this commit. */
-interface PendingRun {
-  writerId: number;
-  firstLsn: number;
-  length: number;
-  outcomes: Float64Array;
-}
+import { CompletionRuns, type CompletionRun } from '../../log/completion-runs.js';
 
 /** One log's entries in the commit being built: a chain through the entry arrays. */
 interface LogEntries {
@@ -85,10 +78,8 @@ export class SegmentCommitSink implements CommitSink {
   private readonly spareLogs: LogEntries[] = [];
   /** Logs trimmed in this commit: their new first position. */
   private readonly trimmedTo = new Map<number, number>();
-  // The completion runs being coalesced, by writer, in the order the writers came.
-  private readonly runsByWriter = new Map<number, PendingRun>();
-  private readonly runsInOrder: PendingRun[] = [];
-  private readonly spareRuns: PendingRun[] = [];
+  // The completion runs being coalesced (src/log/completion-runs.ts).
+  private readonly runs = new CompletionRuns((run) => this.writeRun(run));
 
   constructor(state: StoreState, builder: FrameBuilder) {
     this.state = state;
@@ -114,25 +105,7 @@ export class SegmentCommitSink implements CommitSink {
   }
 
   completion(writerId: number, lsn: number, outcome: number): void {
-    let run = this.runsByWriter.get(writerId);
-    if (run !== undefined && lsn !== run.firstLsn + run.length) {
-      this.flushRun(run);
-      run = undefined;
-    }
-    if (run === undefined) {
-      run = this.spareRuns.pop() ?? { writerId: 0, firstLsn: 0, length: 0, outcomes: new Float64Array(64) };
-      run.writerId = writerId;
-      run.firstLsn = lsn;
-      run.length = 0;
-      this.runsByWriter.set(writerId, run);
-      this.runsInOrder.push(run);
-    }
-    if (run.length === run.outcomes.length) {
-      const grown = new Float64Array(run.outcomes.length * 2);
-      grown.set(run.outcomes);
-      run.outcomes = grown;
-    }
-    run.outcomes[run.length++] = outcome;
+    this.runs.add(writerId, lsn, outcome);
   }
 
   writer(writerId: number, logId: number, device: string, epoch: number, lastLsn: number, ackedLsn: number): void {
@@ -157,8 +130,7 @@ export class SegmentCommitSink implements CommitSink {
   }
 
   trimCompletions(writerId: number, fromLsn: number, toLsn: number): void {
-    const run = this.runsByWriter.get(writerId);
-    if (run !== undefined) this.flushRun(run);
+    this.runs.flushWriter(writerId);
     const at = this.builder.metaRecord(META_TRIM_COMPLETIONS, TRIM_COMPLETIONS_BYTES);
     const view = this.builder.meta.view;
     view.setUint32(at + TRIM_COMPLETIONS_WRITER_ID, writerId, true);
@@ -181,7 +153,7 @@ export class SegmentCommitSink implements CommitSink {
 
   /** Close the commit's frame: the pending run, then every log's entries as blocks. */
   finish(): void {
-    for (const run of this.runsInOrder) this.flushRun(run);
+    this.runs.flushAll();
     for (const log of this.logsInOrder) {
       this.writeBlocks(log);
       this.spareLogs.push(log);
@@ -191,16 +163,12 @@ export class SegmentCommitSink implements CommitSink {
 
   /** Forget a commit given up half way (its apply threw). */
   abandon(): void {
-    for (const run of this.runsInOrder) run.length = 0;
+    this.runs.discard();
     for (const log of this.logsInOrder) this.spareLogs.push(log);
     this.forgetEntries();
   }
 
   private forgetEntries(): void {
-    // Run objects are reused from one commit to the next, never within one.
-    for (const run of this.runsInOrder) this.spareRuns.push(run);
-    this.runsInOrder.length = 0;
-    this.runsByWriter.clear();
     this.logsInOrder.length = 0;
     this.logsById.clear();
     this.trimmedTo.clear();
@@ -255,17 +223,14 @@ export class SegmentCommitSink implements CommitSink {
     if (blockStart >= 0) this.builder.block(log.logId, blockFirst, blockCount, blockBytesBefore, blockStart, frames.length - blockStart);
   }
 
-  /** Write a pending run as a record (once: an empty run was written already). */
-  private flushRun(run: PendingRun): void {
-    if (run.length === 0) return;
+  /** A completion run as a meta record. */
+  private writeRun(run: CompletionRun): void {
     const at = this.builder.metaRecord(META_COMPLETIONS, COMPLETIONS_OUTCOMES + run.length * 8);
     const view = this.builder.meta.view;
     view.setUint32(at + COMPLETIONS_WRITER_ID, run.writerId, true);
     view.setUint32(at + COMPLETIONS_FIRST_LSN, run.firstLsn, true);
     view.setUint32(at + COMPLETIONS_COUNT, run.length, true);
     for (let index = 0; index < run.length; index++) view.setFloat64(at + COMPLETIONS_OUTCOMES + index * 8, run.outcomes[index]!, true);
-    run.length = 0;
-    if (this.runsByWriter.get(run.writerId) === run) this.runsByWriter.delete(run.writerId);
   }
 
   private growEntries(): void {
