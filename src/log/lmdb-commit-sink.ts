@@ -1,9 +1,9 @@
 // The LMDB engine's side of a group commit: staged records become puts and removes inside
 // the disk thread's write transaction (src/log/lmdb-engine.ts).
 import type { CommitSink } from './commit.js';
-import { invariant } from '../invariant.js';
 import { CHUNK_BYTES_TARGET, CHUNK_RECORD_HEADER_BYTES, COMPLETION_KEY_BYTES, ChunkCursor, ENTRY_KEY_BYTES, completionKeyCommit, completionKeyLsn, completionKeyWriter, entryKeyPosition, writeChunkRecord, writeCompletionKey, writeEntryKey, writeLogPrefixKey } from './keys.js';
 import type { Store } from './lmdb-store.js';
+import { CommitEntries, NO_ENTRY } from './commit-entries.js';
 import { CompletionRuns, type CompletionRun } from './completion-runs.js';
 
 /** A completion run in storage: its key, and the last lsn it holds. */
@@ -44,92 +44,40 @@ export class LmdbCommitSink implements CommitSink {
     this.commit++;
   }
 
-  // A commit's entries, chained per log in arrival order (= position order), become one chunk
-  // per log at the end of the commit. The entry views stay valid until the commit returns:
-  // the staging ring is released to the workers only after it.
-  private entryData: Buffer[] = [];
-  private entryPosition = new Float64Array(4096);
-  private entryBytesBefore = new Float64Array(4096);
-  private entryAppendedAt = new Uint32Array(4096);
-  private entryNext = new Int32Array(4096);
-  private entryCount = 0;
-  /** logId → index of its chain in chainHead/chainTail/chainLogId, in first-seen order. */
-  private readonly chains = new Map<number, number>();
-  private chainHead = new Int32Array(1024);
-  private chainTail = new Int32Array(1024);
-  private chainLogId = new Uint32Array(1024);
+  // A commit's entries, gathered per log, become one chunk per log at the end of the commit.
+  private readonly entries = new CommitEntries();
   // lmdb-js misreads values backed by a SharedArrayBuffer, so a chunk is built in this
   // ordinary buffer; put() copies it into the transaction before returning.
   private chunk = Buffer.alloc(2 * CHUNK_BYTES_TARGET);
 
   entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void {
-    const index = this.entryCount++;
-    if (index === this.entryPosition.length) this.growEntries();
-    this.entryData[index] = data;
-    this.entryPosition[index] = position;
-    this.entryBytesBefore[index] = bytesBefore;
-    this.entryAppendedAt[index] = appendedAt;
-    this.entryNext[index] = -1;
-    const chain = this.chains.get(logId);
-    if (chain === undefined) {
-      const next = this.chains.size;
-      if (next === this.chainHead.length) this.growChains();
-      this.chains.set(logId, next);
-      this.chainHead[next] = index;
-      this.chainTail[next] = index;
-      this.chainLogId[next] = logId;
-    } else {
-      this.entryNext[this.chainTail[chain]!] = index;
-      this.chainTail[chain] = index;
-    }
+    this.entries.add(logId, position, data, bytesBefore, appendedAt);
   }
 
   /** Put this commit's entries, one chunk per log (more when a log's entries pass CHUNK_BYTES_TARGET). */
   private flushEntries(): void {
-    for (let chain = 0; chain < this.chains.size; chain++) {
-      const logId = this.chainLogId[chain]!;
-      let first = -1;
-      let expected = -1;
+    const entries = this.entries;
+    for (const log of entries.logs) {
+      let first = log.first;
+      let position = log.first;
       let at = 0;
-      for (let index = this.chainHead[chain]!; index !== -1; index = this.entryNext[index]!) {
-        const data = this.entryData[index]!;
-        const position = this.entryPosition[index]!;
+      for (let index = log.head; index !== NO_ENTRY; index = entries.next[index]!, position++) {
+        const data = entries.data[index]!;
         if (at > 0 && at + CHUNK_RECORD_HEADER_BYTES + data.length > CHUNK_BYTES_TARGET) {
-          this.putChunk(logId, first, at);
+          this.putChunk(log.logId, first, at);
           at = 0;
         }
         if (at === 0) first = position;
-        else invariant(position === expected, 'a log commits consecutive positions');
-        expected = position + 1;
         if (at + CHUNK_RECORD_HEADER_BYTES + data.length > this.chunk.length) this.growChunk(at, CHUNK_RECORD_HEADER_BYTES + data.length);
-        at = writeChunkRecord(this.chunk, at, data, this.entryBytesBefore[index]!, this.entryAppendedAt[index]!);
+        at = writeChunkRecord(this.chunk, at, data, entries.bytesBefore[index]!, entries.appendedAt[index]!);
       }
-      this.putChunk(logId, first, at);
+      this.putChunk(log.logId, first, at);
     }
-    this.chains.clear();
-    this.entryData.fill(undefined as unknown as Buffer, 0, this.entryCount);
-    this.entryCount = 0;
+    entries.clear();
   }
 
   private putChunk(logId: number, first: number, length: number): void {
     this.store.entries.put(writeEntryKey(this.entryKey, logId, first), this.chunk.subarray(0, length));
-  }
-
-  private growEntries(): void {
-    const capacity = this.entryPosition.length * 2;
-    const grow = <T extends Float64Array | Uint32Array | Int32Array>(from: T, to: T): T => (to.set(from), to);
-    this.entryPosition = grow(this.entryPosition, new Float64Array(capacity));
-    this.entryBytesBefore = grow(this.entryBytesBefore, new Float64Array(capacity));
-    this.entryAppendedAt = grow(this.entryAppendedAt, new Uint32Array(capacity));
-    this.entryNext = grow(this.entryNext, new Int32Array(capacity));
-  }
-
-  private growChains(): void {
-    const capacity = this.chainHead.length * 2;
-    const grow = <T extends Uint32Array | Int32Array>(from: T, to: T): T => (to.set(from), to);
-    this.chainHead = grow(this.chainHead, new Int32Array(capacity));
-    this.chainTail = grow(this.chainTail, new Int32Array(capacity));
-    this.chainLogId = grow(this.chainLogId, new Uint32Array(capacity));
   }
 
   private growChunk(used: number, needed: number): void {

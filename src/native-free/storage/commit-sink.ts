@@ -10,7 +10,6 @@
 // acknowledged lsns in it.
 import { invariant } from '../../invariant.js';
 import type { CommitSink } from '../../log/commit.js';
-import { ByteBuffer } from './byte-buffer.js';
 import type { FrameBuilder } from './frame-builder.js';
 import {
   BLOCK_BYTES_MAX,
@@ -48,34 +47,14 @@ import {
   WRITER_WRITER_ID,
 } from './format.js';
 import type { StoreState } from './store-state.js';
+import { CommitEntries, NO_ENTRY, type LogEntries } from '../../log/commit-entries.js';
 import { CompletionRuns, type CompletionRun } from '../../log/completion-runs.js';
-
-/** One log's entries in the commit being built: a chain through the entry arrays. */
-interface LogEntries {
-  logId: number;
-  head: number;
-  last: number;
-  /** The position of its first entry in this commit, and the one its next entry must have. */
-  first: number;
-  next: number;
-}
-
-const NO_ENTRY = -1;
 
 export class SegmentCommitSink implements CommitSink {
   private readonly state: StoreState;
   private readonly builder: FrameBuilder;
-  // The commit's entries in arrival order: bytes in `data`, the rest in parallel arrays.
-  private readonly data = new ByteBuffer(2 ** 20);
-  private entryCount = 0;
-  private entryStart = new Uint32Array(1024);
-  private entryLength = new Uint32Array(1024);
-  private entryAppendedAt = new Uint32Array(1024);
-  private entryBytesBefore = new Float64Array(1024);
-  private entryNext = new Int32Array(1024);
-  private readonly logsById = new Map<number, LogEntries>();
-  private readonly logsInOrder: LogEntries[] = [];
-  private readonly spareLogs: LogEntries[] = [];
+  // The commit's entries, gathered per log (src/log/commit-entries.ts).
+  private readonly entries = new CommitEntries();
   /** Logs trimmed in this commit: their new first position. */
   private readonly trimmedTo = new Map<number, number>();
   // The completion runs being coalesced (src/log/completion-runs.ts).
@@ -87,21 +66,8 @@ export class SegmentCommitSink implements CommitSink {
   }
 
   entry(logId: number, position: number, data: Buffer, bytesBefore: number, appendedAt: number): void {
-    let log = this.logsById.get(logId);
-    if (log === undefined) log = this.startLog(logId);
-    invariant(position === log.next, "entries are stored at their log's tail");
-    if (this.entryCount === this.entryStart.length) this.growEntries();
-    const index = this.entryCount++;
-    this.entryStart[index] = this.data.append(data.length);
-    data.copy(this.data.bytes, this.entryStart[index]!);
-    this.entryLength[index] = data.length;
-    this.entryAppendedAt[index] = appendedAt >>> 0;
-    this.entryBytesBefore[index] = bytesBefore;
-    this.entryNext[index] = NO_ENTRY;
-    if (log.head === NO_ENTRY) log.head = index;
-    else this.entryNext[log.last] = index;
-    log.last = index;
-    log.next++;
+    const log = this.entries.add(logId, position, data, bytesBefore, appendedAt);
+    if (log.head === log.last) invariant(position === (this.state.logs.get(logId)?.tail ?? 0), "entries are stored at their log's tail");
   }
 
   completion(writerId: number, lsn: number, outcome: number): void {
@@ -154,37 +120,19 @@ export class SegmentCommitSink implements CommitSink {
   /** Close the commit's frame: the pending run, then every log's entries as blocks. */
   finish(): void {
     this.runs.flushAll();
-    for (const log of this.logsInOrder) {
-      this.writeBlocks(log);
-      this.spareLogs.push(log);
-    }
+    for (const log of this.entries.logs) this.writeBlocks(log);
     this.forgetEntries();
   }
 
   /** Forget a commit given up half way (its apply threw). */
   abandon(): void {
     this.runs.discard();
-    for (const log of this.logsInOrder) this.spareLogs.push(log);
     this.forgetEntries();
   }
 
   private forgetEntries(): void {
-    this.logsInOrder.length = 0;
-    this.logsById.clear();
+    this.entries.clear();
     this.trimmedTo.clear();
-    this.entryCount = 0;
-    this.data.length = 0;
-  }
-
-  private startLog(logId: number): LogEntries {
-    const log = this.spareLogs.pop() ?? { logId: 0, head: NO_ENTRY, last: NO_ENTRY, first: 0, next: 0 };
-    log.logId = logId;
-    log.head = NO_ENTRY;
-    log.last = NO_ENTRY;
-    log.first = log.next = this.state.logs.get(logId)?.tail ?? 0;
-    this.logsById.set(logId, log);
-    this.logsInOrder.push(log);
-    return log;
   }
 
   /**
@@ -199,9 +147,11 @@ export class SegmentCommitSink implements CommitSink {
     let blockCount = 0;
     let blockBytesBefore = 0;
     let expectedBytesBefore = 0;
-    for (let entry = log.head; entry !== NO_ENTRY; entry = this.entryNext[entry]!) {
-      const length = this.entryLength[entry]!;
-      const bytesBefore = this.entryBytesBefore[entry]!;
+    const entries = this.entries;
+    for (let entry = log.head; entry !== NO_ENTRY; entry = entries.next[entry]!) {
+      const data = entries.data[entry]!;
+      const length = data.length;
+      const bytesBefore = entries.bytesBefore[entry]!;
       if (blockStart >= 0 && (frames.length - blockStart + ENTRY_HEADER_BYTES + length > BLOCK_BYTES_MAX || bytesBefore !== expectedBytesBefore)) {
         this.builder.block(log.logId, blockFirst, blockCount, blockBytesBefore, blockStart, frames.length - blockStart);
         blockStart = -1;
@@ -214,8 +164,8 @@ export class SegmentCommitSink implements CommitSink {
       }
       const at = frames.append(ENTRY_HEADER_BYTES + length);
       frames.view.setUint32(at + ENTRY_LENGTH, length, true);
-      frames.view.setUint32(at + ENTRY_APPENDED_AT, this.entryAppendedAt[entry]!, true);
-      this.data.bytes.copy(frames.bytes, at + ENTRY_HEADER_BYTES, this.entryStart[entry]!, this.entryStart[entry]! + length);
+      frames.view.setUint32(at + ENTRY_APPENDED_AT, entries.appendedAt[entry]!, true);
+      frames.bytes.set(data, at + ENTRY_HEADER_BYTES);
       blockCount++;
       position++;
       expectedBytesBefore = bytesBefore + length;
@@ -231,19 +181,5 @@ export class SegmentCommitSink implements CommitSink {
     view.setUint32(at + COMPLETIONS_FIRST_LSN, run.firstLsn, true);
     view.setUint32(at + COMPLETIONS_COUNT, run.length, true);
     for (let index = 0; index < run.length; index++) view.setFloat64(at + COMPLETIONS_OUTCOMES + index * 8, run.outcomes[index]!, true);
-  }
-
-  private growEntries(): void {
-    const capacity = this.entryStart.length * 2;
-    const grow = <T extends Uint32Array | Float64Array | Int32Array>(array: T, make: (length: number) => T): T => {
-      const grown = make(capacity);
-      grown.set(array);
-      return grown;
-    };
-    this.entryStart = grow(this.entryStart, (length) => new Uint32Array(length));
-    this.entryLength = grow(this.entryLength, (length) => new Uint32Array(length));
-    this.entryAppendedAt = grow(this.entryAppendedAt, (length) => new Uint32Array(length));
-    this.entryBytesBefore = grow(this.entryBytesBefore, (length) => new Float64Array(length));
-    this.entryNext = grow(this.entryNext, (length) => new Int32Array(length));
   }
 }
